@@ -1,0 +1,12 @@
+"""bare-bones-ml: a deep-learning library written from scratch on NumPy."""
+from .autograd import (Function, Tensor, cat, detect_anomaly, enable_grad, get_default_dtype, is_grad_enabled,
+                       no_grad, set_default_dtype, stack, where)
+from .creation import arange, full, ones, rand, randn, zeros
+from .random import get_rng_state, manual_seed, set_rng_state
+from .serialization import load, save
+
+__version__ = "0.1.0"
+
+__all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "cat", "stack",
+           "where", "set_default_dtype", "get_default_dtype", "manual_seed", "get_rng_state", "set_rng_state",
+           "save", "load", "zeros", "ones", "full", "arange", "randn", "rand", "__version__"]

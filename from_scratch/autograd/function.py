@@ -1,0 +1,114 @@
+"""The Function base class, grad mode and anomaly detection.
+
+A ``Function`` is one differentiable operation. Subclasses implement
+
+* ``forward(self, *arrays, **kwargs) -> ndarray`` on plain NumPy arrays, saving on
+  ``self`` whatever the backward pass needs, and
+* ``backward(self, grad) -> ndarray | tuple`` returning one gradient per tensor input
+  (``None`` where an input needs none; ``self.needs_input_grad[i]`` tells which).
+
+``MyOp.apply(*tensors, **kwargs)`` runs ``forward`` and, when gradients are being
+recorded, links the result into the graph. See the README for a worked custom op.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+
+class _GradMode:
+    enabled = True
+    anomaly = False
+
+
+def is_grad_enabled() -> bool:
+    """Return whether operations currently record a graph."""
+    return _GradMode.enabled
+
+
+class _SetGrad:
+    """Context manager and decorator that switches graph recording on or off."""
+
+    def __init__(self, mode: bool):
+        self.mode = mode
+
+    def __enter__(self) -> None:
+        self.prev = _GradMode.enabled
+        _GradMode.enabled = self.mode
+
+    def __exit__(self, *exc: Any) -> None:
+        _GradMode.enabled = self.prev
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _SetGrad(self.mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+def no_grad() -> _SetGrad:
+    """Disable graph recording (use as ``with no_grad():`` or ``@no_grad()``)."""
+    return _SetGrad(False)
+
+
+def enable_grad() -> _SetGrad:
+    """Re-enable graph recording inside a ``no_grad`` block."""
+    return _SetGrad(True)
+
+
+@contextlib.contextmanager
+def detect_anomaly():
+    """Raise at the first op whose forward or backward produces NaN or inf."""
+    prev, _GradMode.anomaly = _GradMode.anomaly, True
+    try:
+        yield
+    finally:
+        _GradMode.anomaly = prev
+
+
+def _check_finite(name: str, stage: str, *arrays: Any) -> None:
+    for a in arrays:
+        if a is not None and isinstance(a, np.ndarray) and a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise FloatingPointError(f"detect_anomaly: {name}.{stage} produced NaN or inf")
+
+
+class Function:
+    """Base class of a differentiable op: subclass it with ``forward`` and ``backward``."""
+
+    released = False  # set once backward has run and the saved arrays are freed
+
+    def __init__(self, *parents: "Tensor"):
+        self.parents = parents
+        self.needs_input_grad = tuple(p.requires_grad for p in parents)
+
+    def forward(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, grad: np.ndarray) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def release(self) -> None:
+        """Drop the parents and every saved array so memory is returned."""
+        self.__dict__.clear()
+        self.released = True
+
+    @classmethod
+    def apply(cls, *tensors: "Tensor", **kwargs: Any) -> "Tensor":
+        """Run ``forward`` on the tensors' arrays and record the op if any input needs grad."""
+        from .tensor import Tensor  # local import: tensor.py imports this module
+        ctx = cls(*tensors)
+        data = ctx.forward(*[t.data for t in tensors], **kwargs)
+        if _GradMode.anomaly:
+            _check_finite(cls.__name__, "forward", data)
+        out = Tensor._make(data, False)
+        if _GradMode.enabled and any(ctx.needs_input_grad):
+            out.requires_grad = True
+            out._ctx = ctx
+        return out

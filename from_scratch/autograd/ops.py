@@ -1,0 +1,370 @@
+"""The primitive differentiable ops. Everything else in the library is composed from these.
+
+Each ``backward`` returns one gradient per tensor input; broadcasting inputs get their
+gradient summed back to their own shape with ``unbroadcast``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .function import Function
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    if lead:
+        grad = grad.sum(axis=tuple(range(lead)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _broadcast_error(name: str, sym: str, a: np.ndarray, b: np.ndarray) -> ValueError:
+    return ValueError(f"{name}: {a.shape} {sym} {b.shape}: shapes cannot broadcast")
+
+
+# ---------------------------------------------------------------- binary arithmetic
+
+class _Binary(Function):
+    sym = "?"
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a_shape, self.b_shape = a.shape, b.shape
+        try:
+            return self._op(a, b)
+        except ValueError:
+            raise _broadcast_error(type(self).__name__.lower(), self.sym, a, b) from None
+
+
+class Add(_Binary):
+    sym = "+"
+    _op = staticmethod(np.add)
+
+    def backward(self, g):
+        return (unbroadcast(g, self.a_shape) if self.needs_input_grad[0] else None,
+                unbroadcast(g, self.b_shape) if self.needs_input_grad[1] else None)
+
+
+class Sub(_Binary):
+    sym = "-"
+    _op = staticmethod(np.subtract)
+
+    def backward(self, g):
+        return (unbroadcast(g, self.a_shape) if self.needs_input_grad[0] else None,
+                unbroadcast(-g, self.b_shape) if self.needs_input_grad[1] else None)
+
+
+class Mul(_Binary):
+    sym = "*"
+
+    def _op(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        return (unbroadcast(g * self.b, self.a_shape) if self.needs_input_grad[0] else None,
+                unbroadcast(g * self.a, self.b_shape) if self.needs_input_grad[1] else None)
+
+
+class Div(_Binary):
+    sym = "/"
+
+    def _op(self, a, b):
+        self.b = b
+        self.out = a / b
+        return self.out
+
+    def backward(self, g):
+        # d(a/b)/da = 1/b ; d(a/b)/db = -a/b^2 = -out/b
+        ga = g / self.b
+        return (unbroadcast(ga, self.a_shape) if self.needs_input_grad[0] else None,
+                unbroadcast(-ga * self.out, self.b_shape) if self.needs_input_grad[1] else None)
+
+
+class Pow(_Binary):
+    sym = "**"
+
+    def _op(self, a, b):
+        self.a, self.b = a, b
+        self.out = a ** b
+        return self.out
+
+    def backward(self, g):
+        ga = gb = None
+        if self.needs_input_grad[0]:  # d(a^b)/da = b * a^(b-1)
+            ga = unbroadcast(g * self.b * self.a ** (self.b - 1), self.a_shape)
+        if self.needs_input_grad[1]:  # d(a^b)/db = a^b * log(a)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gb = unbroadcast(g * self.out * np.log(self.a), self.b_shape)
+        return ga, gb
+
+
+class Maximum(_Binary):
+    sym = "max"
+
+    def _op(self, a, b):
+        self.a, self.b = a, b
+        return np.maximum(a, b)
+
+    def backward(self, g):
+        # Ties share the gradient equally, as PyTorch does.
+        wa = (self.a > self.b) + 0.5 * (self.a == self.b)
+        return (unbroadcast(g * wa, self.a_shape) if self.needs_input_grad[0] else None,
+                unbroadcast(g * (1 - wa), self.b_shape) if self.needs_input_grad[1] else None)
+
+
+class MatMul(Function):
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: {a.shape} @ {b.shape}: both operands need at least one dimension")
+        ka, kb = a.shape[-1], b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if ka != kb:
+            raise ValueError(f"matmul: {a.shape} @ {b.shape}: inner dimensions {ka} and {kb} differ")
+        self.a, self.b = a, b
+        try:
+            return a @ b
+        except ValueError:
+            raise ValueError(f"matmul: {a.shape} @ {b.shape}: batch dimensions cannot broadcast") from None
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        # Treat 1-D operands as a row (left) or column (right) matrix, then undo it.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
+        if b.ndim == 1:
+            g = np.expand_dims(g, -1)
+        ga = gb = None
+        if self.needs_input_grad[0]:  # dL/da = g @ b^T
+            if b2.ndim == 2 or a2.ndim == 2:
+                ga = g @ b2.swapaxes(-1, -2)
+            else:
+                ga = np.matmul(g, b2.swapaxes(-1, -2))
+            ga = unbroadcast(ga, a2.shape).reshape(a.shape)
+        if self.needs_input_grad[1]:  # dL/db = a^T @ g
+            if b2.ndim == 2 and a2.ndim > 2:
+                # Fold the batch into one big product instead of summing per-batch products.
+                gb = a2.reshape(-1, a2.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+            else:
+                gb = unbroadcast(a2.swapaxes(-1, -2) @ g, b2.shape)
+            gb = gb.reshape(b.shape)
+        return ga, gb
+
+
+# ---------------------------------------------------------------- unary
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return -g
+
+
+class Exp(Function):
+    def forward(self, a):
+        self.out = np.exp(a)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out
+
+
+class Log(Function):
+    def forward(self, a):
+        self.a = a
+        return np.log(a)
+
+    def backward(self, g):
+        return g / self.a
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        self.out = np.sqrt(a)
+        return self.out
+
+    def backward(self, g):
+        return g / (2 * self.out)
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.sign = np.sign(a)
+        return np.abs(a)
+
+    def backward(self, g):
+        return g * self.sign
+
+
+class Tanh(Function):
+    def forward(self, a):
+        self.out = np.tanh(a)
+        return self.out
+
+    def backward(self, g):
+        return g * (1 - self.out * self.out)
+
+
+class Sigmoid(Function):
+    def forward(self, a):
+        # exp of a non-positive number only: stable at +-1e4.
+        e = np.exp(-np.abs(a))
+        self.out = np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+        return self.out
+
+    def backward(self, g):
+        return g * self.out * (1 - self.out)
+
+
+class ReLU(Function):
+    def forward(self, a):
+        self.mask = a > 0
+        return a * self.mask
+
+    def backward(self, g):
+        return g * self.mask
+
+
+class Clip(Function):
+    def forward(self, a, lo=None, hi=None):
+        # PyTorch's clamp passes the gradient where lo <= a <= hi.
+        self.mask = np.ones(a.shape, dtype=bool)
+        if lo is not None:
+            self.mask &= a >= lo
+        if hi is not None:
+            self.mask &= a <= hi
+        return np.clip(a, lo, hi)
+
+    def backward(self, g):
+        return g * self.mask
+
+
+# ---------------------------------------------------------------- reductions
+
+def _check_axis(name: str, shape: tuple, axis: Any) -> Any:
+    if axis is None:
+        return None
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    for ax in axes:
+        if not -len(shape) <= ax < len(shape):
+            raise ValueError(f"{name}: axis {ax} is out of range for a tensor of shape {shape}")
+    return tuple(ax % len(shape) for ax in axes)
+
+
+class Sum(Function):
+    def forward(self, a, axis=None, keepdims=False):
+        self.shape, self.axis, self.keepdims = a.shape, _check_axis("sum", a.shape, axis), keepdims
+        return np.sum(a, axis=self.axis, keepdims=keepdims)
+
+    def backward(self, g):
+        if self.axis is not None and not self.keepdims:
+            g = np.expand_dims(g, self.axis)
+        return np.broadcast_to(g, self.shape)
+
+
+class Max(Function):
+    """amax over axes; ties share the gradient equally (PyTorch's amax rule)."""
+
+    def forward(self, a, axis=None, keepdims=False, largest=True):
+        self.axis, self.keepdims = _check_axis("max" if largest else "min", a.shape, axis), keepdims
+        out = (np.amax if largest else np.amin)(a, axis=self.axis, keepdims=True)
+        self.mask = a == out
+        return out if keepdims else (out.reshape(()) if self.axis is None else np.squeeze(out, self.axis))
+
+    def backward(self, g):
+        if not self.keepdims:
+            g = g.reshape(()) if self.axis is None else np.expand_dims(g, self.axis)
+        count = self.mask.sum(axis=self.axis, keepdims=True)
+        return self.mask * (g / count)
+
+
+# ---------------------------------------------------------------- movement
+
+class Reshape(Function):
+    def forward(self, a, shape=()):
+        self.shape = a.shape
+        try:
+            return a.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape {a.shape} ({a.size} elements) to {tuple(shape)}") from None
+
+    def backward(self, g):
+        return g.reshape(self.shape)
+
+
+class Permute(Function):
+    def forward(self, a, dims=()):
+        if sorted(d % max(a.ndim, 1) for d in dims) != list(range(a.ndim)):
+            raise ValueError(f"permute: {tuple(dims)} is not a permutation of the {a.ndim} axes of {a.shape}")
+        self.dims = dims
+        return a.transpose(dims)
+
+    def backward(self, g):
+        return g.transpose(np.argsort([d % g.ndim for d in self.dims]))
+
+
+class Expand(Function):
+    def forward(self, a, shape=()):
+        self.shape = a.shape
+        try:
+            return np.broadcast_to(a, shape)
+        except ValueError:
+            raise ValueError(f"expand: cannot broadcast {a.shape} to {tuple(shape)}") from None
+
+    def backward(self, g):
+        return unbroadcast(g, self.shape)
+
+
+def _is_basic(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) for i in items)
+
+
+class GetItem(Function):
+    def forward(self, a, index=None):
+        self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        try:
+            return a[index]
+        except IndexError as e:
+            raise IndexError(f"getitem: {e} (tensor shape {a.shape})") from None
+
+    def backward(self, g):
+        grad = np.zeros(self.shape, dtype=self.dtype)
+        if _is_basic(self.index):
+            grad[self.index] = g  # a view: each element is picked at most once
+        else:
+            np.add.at(grad, self.index, g)  # repeated indices add up (embedding lookups)
+        return grad
+
+
+class Cat(Function):
+    def forward(self, *arrays, axis=0):
+        self.axis = axis
+        self.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        try:
+            return np.concatenate(arrays, axis=axis)
+        except ValueError:
+            shapes = ", ".join(str(a.shape) for a in arrays)
+            raise ValueError(f"cat: shapes {shapes} differ outside axis {axis}") from None
+
+    def backward(self, g):
+        return tuple(np.split(g, self.splits, axis=self.axis))
+
+
+class Where(Function):
+    def forward(self, a, b, cond=None):
+        self.cond, self.a_shape, self.b_shape = cond, a.shape, b.shape
+        return np.where(cond, a, b)
+
+    def backward(self, g):
+        zero = np.zeros((), dtype=g.dtype)
+        return (unbroadcast(np.where(self.cond, g, zero), self.a_shape) if self.needs_input_grad[0] else None,
+                unbroadcast(np.where(self.cond, zero, g), self.b_shape) if self.needs_input_grad[1] else None)

@@ -1,0 +1,207 @@
+"""Stateless functions: activations, softmax family, losses, dropout, attention and masks.
+
+Classes are on the last axis (``axis=-1``) throughout, NumPy style.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .autograd import fused, ops
+from .autograd.special import Erf
+from .autograd.tensor import Tensor, get_default_dtype, where
+from .random import get_rng
+
+__all__ = ["relu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "linear", "embedding",
+           "layer_norm", "scaled_dot_product_attention", "cross_entropy", "nll_loss", "mse_loss",
+           "binary_cross_entropy", "binary_cross_entropy_with_logits", "create_padding_mask",
+           "create_causal_mask", "where"]
+
+MASK_VALUE = -1e9  # the tutorials' additive mask value for hidden positions
+
+
+# ---------------------------------------------------------------- activations
+
+def relu(x: Tensor) -> Tensor:
+    return x.relu()
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return x.sigmoid()
+
+
+def tanh(x: Tensor) -> Tensor:
+    return x.tanh()
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """GELU: x * Phi(x) with the exact normal CDF, or PyTorch's ``"tanh"`` approximation."""
+    if approximate == "tanh":
+        inner = (x + 0.044715 * x ** 3) * math.sqrt(2 / math.pi)
+        return 0.5 * x * (1 + inner.tanh())
+    return 0.5 * x * (1 + Erf.apply(x * (1 / math.sqrt(2))))
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return fused.Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return fused.LogSoftmax.apply(x, axis=axis)
+
+
+# ---------------------------------------------------------------- layers as functions
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (inverted dropout)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0
+    keep = get_rng().random(x.shape) >= p
+    return x * (keep * (1 / (1 - p))).astype(x.dtype)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias, with ``weight`` of shape (out_features, in_features)."""
+    if x.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1]} features, "
+                         f"weight of shape {weight.shape} expects {weight.shape[-1]}")
+    out = x @ weight.T
+    return out + bias if bias is not None else out
+
+
+def embedding(ids: Any, weight: Tensor) -> Tensor:
+    """Look up rows of ``weight``; repeated ids get their gradients summed."""
+    ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
+    n = weight.shape[0]
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        bad = ids.min() if ids.min() < 0 else ids.max()
+        raise IndexError(f"embedding: id {bad} is outside the table of {n} rows [0, {n})")
+    return weight[ids]
+
+
+def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5,
+               normalized_ndim: int | None = None) -> Tensor:
+    """Normalise over the trailing axes that ``weight`` covers (the last axis if no weight)."""
+    ndim = normalized_ndim or (weight.ndim if weight is not None else 1)
+    params = [t for t in (weight, bias) if t is not None]
+    if bias is not None and weight is None:
+        raise ValueError("layer_norm: a bias needs a weight")
+    return fused.LayerNorm.apply(x, *params, ndim=ndim, eps=eps)
+
+
+# ---------------------------------------------------------------- attention and masks
+
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = None, dropout_p: float = 0.0,
+                                 training: bool = True, return_weights: bool = False) -> Any:
+    """softmax(q k^T / sqrt(d) + mask) v.
+
+    ``mask`` is additive (0 where allowed, -1e9 where hidden, as the tutorials build it)
+    or boolean (True where allowed, like PyTorch); it must broadcast to the scores
+    ``(..., T_q, T_k)``. With ``return_weights`` the attention weights come back too.
+    """
+    scores = (q @ k.swapaxes(-2, -1)) * (1 / math.sqrt(q.shape[-1]))
+    if mask is not None:
+        m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+        try:
+            np.broadcast_shapes(m.shape, scores.shape)
+        except ValueError:
+            raise ValueError(f"attention: mask of shape {m.shape} does not broadcast to "
+                             f"scores of shape {scores.shape}") from None
+        if m.dtype == bool:
+            scores = scores.masked_fill(~m, MASK_VALUE)
+        else:
+            scores = scores + (mask if isinstance(mask, Tensor) else scores._lift(m))
+    weights = softmax(scores, axis=-1)
+    out = dropout(weights, dropout_p, training) @ v
+    return (out, weights) if return_weights else out
+
+
+def create_padding_mask(seq: Any, pad_token_id: int = 0) -> Tensor:
+    """Additive mask (B, 1, 1, T): -1e9 at padding positions, 0 elsewhere."""
+    seq = np.asarray(seq.data if isinstance(seq, Tensor) else seq)
+    mask = (seq == pad_token_id)[:, None, None, :]
+    return Tensor(np.where(mask, MASK_VALUE, 0.0).astype(get_default_dtype()))
+
+
+def create_causal_mask(size: int) -> Tensor:
+    """Additive mask (1, 1, size, size): -1e9 above the diagonal (future positions), 0 elsewhere."""
+    upper = np.triu(np.ones((size, size), dtype=bool), k=1)
+    return Tensor(np.where(upper, MASK_VALUE, 0.0).astype(get_default_dtype())[None, None])
+
+
+# ---------------------------------------------------------------- losses
+
+def _check_targets(name: str, target: np.ndarray, num_classes: int, ignore_index: int | None) -> None:
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{name}: targets must be integers, got dtype {target.dtype}")
+    bad = (target < 0) | (target >= num_classes)
+    if ignore_index is not None:
+        bad &= target != ignore_index
+    if bad.any():
+        raise IndexError(f"{name}: target value {target[bad].flat[0]} is outside [0, {num_classes})")
+
+
+def cross_entropy(logits: Tensor, target: Any, ignore_index: int | None = None, label_smoothing: float = 0.0,
+                  reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy of logits (..., C) against integer targets (...)."""
+    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if logits.shape[:-1] != t.shape:
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
+                         f"{logits.shape[:-1]}, got {t.shape}")
+    _check_targets("cross_entropy", t, logits.shape[-1], ignore_index)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: unknown reduction {reduction!r}")
+    return fused.CrossEntropy.apply(logits, target=t, ignore_index=ignore_index,
+                                    label_smoothing=label_smoothing, reduction=reduction)
+
+
+def nll_loss(log_probs: Tensor, target: Any, ignore_index: int | None = None, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities (..., C) at integer targets (...)."""
+    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    _check_targets("nll_loss", t, log_probs.shape[-1], ignore_index)
+    valid = np.ones(t.shape, bool) if ignore_index is None else t != ignore_index
+    picked = log_probs.reshape(-1, log_probs.shape[-1])[np.arange(t.size), np.where(valid, t, 0).ravel()]
+    losses = -picked * valid.ravel().astype(log_probs.dtype)
+    if reduction == "none":
+        return losses.reshape(t.shape)
+    return losses.sum() * (1 / max(int(valid.sum()), 1)) if reduction == "mean" else losses.sum()
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    return {"mean": loss.mean, "sum": loss.sum, "none": lambda: loss}[reduction]()
+
+
+def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    target = input._lift(target)
+    if input.shape != target.shape:
+        raise ValueError(f"mse_loss: input of shape {input.shape} and target of shape {target.shape} differ")
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy of probabilities ``input`` in [0, 1]."""
+    target = input._lift(target)
+    if input.shape != target.shape:
+        raise ValueError(f"binary_cross_entropy: input of shape {input.shape} and target of shape "
+                         f"{target.shape} differ")
+    if ((input.data < 0) | (input.data > 1)).any():
+        raise ValueError("binary_cross_entropy: input probabilities must lie in [0, 1]")
+    return fused.BinaryCrossEntropy.apply(input, target, reduction=reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy on logits (sigmoid folded in, stable at any magnitude)."""
+    target = input._lift(target)
+    if input.shape != target.shape:
+        raise ValueError(f"binary_cross_entropy_with_logits: input of shape {input.shape} and target of "
+                         f"shape {target.shape} differ")
+    return fused.BCEWithLogits.apply(input, target, reduction=reduction)

@@ -1,0 +1,28 @@
+"""The library's random generator: one seeded NumPy Generator for init, dropout and data."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+_rng = [np.random.default_rng(0)]
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator behind parameter init, dropout and the task data."""
+    _rng[0] = np.random.default_rng(seed)
+
+
+def get_rng() -> np.random.Generator:
+    """Return the library's current generator."""
+    return _rng[0]
+
+
+def get_rng_state() -> dict[str, Any]:
+    """Return the generator state as a JSON-serialisable dict (saved in checkpoints)."""
+    return _rng[0].bit_generator.state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore a state from ``get_rng_state``."""
+    _rng[0].bit_generator.state = state

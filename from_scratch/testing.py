@@ -1,0 +1,48 @@
+"""gradcheck: compare a function's autograd gradients with central finite differences."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .autograd.tensor import Tensor
+
+
+def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 1e-6,
+              atol: float = 1e-6, rtol: float = 1e-5, seed: int = 0) -> bool:
+    """Check d(sum(w * fn(*inputs)))/d(input) against finite differences for every float64 input.
+
+    ``w`` is a fixed random weighting so that every output element matters. Raises
+    ``AssertionError`` naming the input and the worst element on a mismatch; returns True.
+    """
+    for i, x in enumerate(inputs):
+        if x.requires_grad and x.dtype != np.float64:
+            raise TypeError(f"gradcheck: input {i} is {x.dtype}; finite differences need float64")
+    out = fn(*inputs)
+    w = np.random.default_rng(seed).standard_normal(out.shape)
+
+    def objective() -> float:
+        return float((fn(*inputs).data * w).sum())
+
+    for x in inputs:
+        x.grad = None
+    (out * Tensor(w, dtype=out.dtype)).sum().backward()
+    for i, x in enumerate(inputs):
+        if not x.requires_grad:
+            continue
+        numeric = np.zeros_like(x.data)
+        flat, num = x.data.reshape(-1), numeric.reshape(-1)
+        for j in range(flat.size):
+            orig = flat[j]
+            flat[j] = orig + eps
+            up = objective()
+            flat[j] = orig - eps
+            down = objective()
+            flat[j] = orig
+            num[j] = (up - down) / (2 * eps)
+        analytic = x.grad if x.grad is not None else np.zeros_like(x.data)
+        if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
+            k = np.unravel_index(np.argmax(np.abs(analytic - numeric)), x.shape)
+            raise AssertionError(f"gradcheck: input {i} {x.shape} at {k}: autograd {analytic[k]:.10g} "
+                                 f"vs finite difference {numeric[k]:.10g}")
+    return True
