@@ -1,0 +1,52 @@
+"""Activation modules, thin wrappers over ``functional``."""
+from __future__ import annotations
+
+from .. import functional as F
+from ..autograd.tensor import Tensor
+from .module import Module
+
+
+class ReLU(Module):
+    """max(0, x)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x)
+
+
+class GELU(Module):
+    """x * Phi(x), exact or with the ``"tanh"`` approximation."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x, self.approximate)
+
+
+class Tanh(Module):
+    """tanh(x)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x))."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.sigmoid(x)
+
+
+class Softmax(Module):
+    """softmax along ``axis`` (``dim`` is accepted as PyTorch's name)."""
+
+    def __init__(self, axis: int = -1, dim: int | None = None):
+        super().__init__()
+        self.axis = axis if dim is None else dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softmax(x, self.axis)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"

@@ -1,0 +1,44 @@
+"""Embedding: a lookup table of learned vectors."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd.tensor import Tensor, get_default_dtype, where
+from . import init
+from .module import Module, Parameter
+
+
+class Embedding(Module):
+    """Map integer ids to rows of a learned table.
+
+    Shape: ids (*) -> output (*, embedding_dim).
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        if padding_idx is not None and padding_idx < 0:
+            padding_idx += num_embeddings
+        self.padding_idx = padding_idx
+        self.weight = Parameter(np.empty((num_embeddings, embedding_dim), get_default_dtype()))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)  # N(0, 1), as PyTorch
+        if self.padding_idx is not None:
+            self.weight.data[self.padding_idx] = 0
+
+    def forward(self, ids: Any) -> Tensor:
+        out = F.embedding(ids, self.weight)
+        if self.padding_idx is not None and self.weight.requires_grad and out.requires_grad:
+            # The padding row never receives gradient (PyTorch's padding_idx rule).
+            keep = np.asarray(getattr(ids, "data", ids)) != self.padding_idx
+            out = where(keep[..., None], out, out.detach())
+        return out
+
+    def extra_repr(self) -> str:
+        pad = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"

@@ -1,0 +1,33 @@
+"""LayerNorm: normalise each position's features, then scale and shift."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd.tensor import Tensor, get_default_dtype
+from .module import Module, Parameter
+
+
+class LayerNorm(Module):
+    """Normalise over the trailing ``normalized_shape`` axes: (x - mean) / sqrt(var + eps) * weight + bias.
+
+    Shape: input (*, *normalized_shape) -> output of the same shape.
+    """
+
+    def __init__(self, normalized_shape: int | tuple, eps: float = 1e-5, elementwise_affine: bool = True):
+        super().__init__()
+        self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.eps = eps
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, get_default_dtype()))
+            self.bias = Parameter(np.zeros(self.normalized_shape, get_default_dtype()))
+        else:
+            self.weight = self.bias = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-len(self.normalized_shape):] != self.normalized_shape:
+            raise ValueError(f"LayerNorm: input of shape {x.shape} does not end in {self.normalized_shape}")
+        return F.layer_norm(x, self.weight, self.bias, self.eps, normalized_ndim=len(self.normalized_shape))
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}"
