@@ -14,15 +14,15 @@ def _shape(shape: tuple) -> tuple:
 
 
 def zeros(*shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-    return Tensor(np.zeros(_shape(shape), dtype or get_default_dtype()), requires_grad)
+    return Tensor(np.zeros(_shape(shape)), requires_grad, dtype or get_default_dtype())
 
 
 def ones(*shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-    return Tensor(np.ones(_shape(shape), dtype or get_default_dtype()), requires_grad)
+    return Tensor(np.ones(_shape(shape)), requires_grad, dtype or get_default_dtype())
 
 
 def full(shape: Any, value: float, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-    return Tensor(np.full(shape, value, dtype or get_default_dtype()), requires_grad)
+    return Tensor(np.full(shape, value), requires_grad, dtype or get_default_dtype())
 
 
 def arange(*args: Any, dtype: Any = None) -> Tensor:
@@ -32,10 +32,10 @@ def arange(*args: Any, dtype: Any = None) -> Tensor:
 def randn(*shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     """Standard normal draws from the seeded generator (see ``manual_seed``)."""
     data = get_rng().standard_normal(_shape(shape))
-    return Tensor(data.astype(dtype or get_default_dtype()), requires_grad)
+    return Tensor(data, requires_grad, dtype or get_default_dtype())
 
 
 def rand(*shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     """Uniform [0, 1) draws from the seeded generator."""
     data = get_rng().random(_shape(shape))
-    return Tensor(data.astype(dtype or get_default_dtype()), requires_grad)
+    return Tensor(data, requires_grad, dtype or get_default_dtype())

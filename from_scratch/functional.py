@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import fused, ops
-from .autograd.special import Erf
+from .autograd.special import Erfc
 from .autograd.tensor import Tensor, get_default_dtype, where
 from .random import get_rng
 
@@ -41,7 +41,10 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     if approximate == "tanh":
         inner = (x + 0.044715 * x ** 3) * math.sqrt(2 / math.pi)
         return 0.5 * x * (1 + inner.tanh())
-    return 0.5 * x * (1 + Erf.apply(x * (1 / math.sqrt(2))))
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    # Phi(x) = erfc(-x / sqrt(2)) / 2, which stays accurate where Phi is tiny (1 + erf would round to 0)
+    return (0.5 * x) * Erfc.apply(x * (-1 / math.sqrt(2)))
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -111,14 +114,16 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = No
     if mask is not None:
         m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
         try:
-            np.broadcast_shapes(m.shape, scores.shape)
+            fits = np.broadcast_shapes(m.shape, scores.shape) == scores.shape
         except ValueError:
+            fits = False
+        if not fits:
             raise ValueError(f"attention: mask of shape {m.shape} does not broadcast to "
-                             f"scores of shape {scores.shape}") from None
+                             f"scores of shape {scores.shape}")
         if m.dtype == bool:
             scores = scores.masked_fill(~m, MASK_VALUE)
-        else:
-            scores = scores + (mask if isinstance(mask, Tensor) else scores._lift(m))
+        else:  # a constant mask takes the scores' dtype (no silent float64 upcast)
+            scores = scores + (mask if getattr(mask, "requires_grad", False) else scores._lift(m))
     weights = softmax(scores, axis=-1)
     out = dropout(weights, dropout_p, training) @ v
     return (out, weights) if return_weights else out
@@ -139,7 +144,14 @@ def create_causal_mask(size: int) -> Tensor:
 
 # ---------------------------------------------------------------- losses
 
-def _check_targets(name: str, target: np.ndarray, num_classes: int, ignore_index: int | None) -> None:
+def _check_reduction(name: str, reduction: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _check_targets(name: str, target: np.ndarray, num_classes: int, ignore_index: int | None,
+                   reduction: str) -> None:
+    _check_reduction(name, reduction)
     if target.dtype.kind not in "iu":
         raise TypeError(f"{name}: targets must be integers, got dtype {target.dtype}")
     bad = (target < 0) | (target >= num_classes)
@@ -156,9 +168,7 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int | None = None, 
     if logits.shape[:-1] != t.shape:
         raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
                          f"{logits.shape[:-1]}, got {t.shape}")
-    _check_targets("cross_entropy", t, logits.shape[-1], ignore_index)
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"cross_entropy: unknown reduction {reduction!r}")
+    _check_targets("cross_entropy", t, logits.shape[-1], ignore_index, reduction)
     return fused.CrossEntropy.apply(logits, target=t, ignore_index=ignore_index,
                                     label_smoothing=label_smoothing, reduction=reduction)
 
@@ -166,7 +176,10 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int | None = None, 
 def nll_loss(log_probs: Tensor, target: Any, ignore_index: int | None = None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities (..., C) at integer targets (...)."""
     t = np.asarray(target.data if isinstance(target, Tensor) else target)
-    _check_targets("nll_loss", t, log_probs.shape[-1], ignore_index)
+    if log_probs.shape[:-1] != t.shape:
+        raise ValueError(f"nll_loss: log-probabilities of shape {log_probs.shape} need targets of shape "
+                         f"{log_probs.shape[:-1]}, got {t.shape}")
+    _check_targets("nll_loss", t, log_probs.shape[-1], ignore_index, reduction)
     valid = np.ones(t.shape, bool) if ignore_index is None else t != ignore_index
     picked = log_probs.reshape(-1, log_probs.shape[-1])[np.arange(t.size), np.where(valid, t, 0).ravel()]
     losses = -picked * valid.ravel().astype(log_probs.dtype)
@@ -175,8 +188,9 @@ def nll_loss(log_probs: Tensor, target: Any, ignore_index: int | None = None, re
     return losses.sum() * (1 / max(int(valid.sum()), 1)) if reduction == "mean" else losses.sum()
 
 
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
-    return {"mean": loss.mean, "sum": loss.sum, "none": lambda: loss}[reduction]()
+def _reduce(name: str, loss: Tensor, reduction: str) -> Tensor:
+    _check_reduction(name, reduction)
+    return loss.mean() if reduction == "mean" else (loss.sum() if reduction == "sum" else loss)
 
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
@@ -184,7 +198,7 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input of shape {input.shape} and target of shape {target.shape} differ")
     diff = input - target
-    return _reduce(diff * diff, reduction)
+    return _reduce("mse_loss", diff * diff, reduction)
 
 
 def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
@@ -195,6 +209,7 @@ def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") ->
                          f"{target.shape} differ")
     if ((input.data < 0) | (input.data > 1)).any():
         raise ValueError("binary_cross_entropy: input probabilities must lie in [0, 1]")
+    _check_reduction("binary_cross_entropy", reduction)
     return fused.BinaryCrossEntropy.apply(input, target, reduction=reduction)
 
 
@@ -204,4 +219,5 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str 
     if input.shape != target.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: input of shape {input.shape} and target of "
                          f"shape {target.shape} differ")
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
     return fused.BCEWithLogits.apply(input, target, reduction=reduction)

@@ -34,10 +34,12 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
 def save(state_dict: Mapping[str, Any], path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
     """Write name -> array (or Tensor) to ``path`` as safetensors, atomically."""
     from safetensors.numpy import save as st_save
+
+    from .autograd.tensor import Tensor
     arrays = {}
     for name, value in state_dict.items():
-        arr = np.asarray(getattr(value, "data", value))
-        arrays[name] = np.ascontiguousarray(arr)
+        arr = np.asarray(value.data if isinstance(value, Tensor) else value)  # (an ndarray's .data is a buffer)
+        arrays[name] = np.ascontiguousarray(arr).reshape(arr.shape)  # ascontiguousarray makes 0-d arrays 1-d
     atomic_write(path, st_save(arrays, metadata=dict(metadata) if metadata else None))
 
 

@@ -5,6 +5,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .autograd.function import no_grad
 from .autograd.tensor import Tensor
 
 
@@ -21,6 +22,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
     out = fn(*inputs)
     w = np.random.default_rng(seed).standard_normal(out.shape)
 
+    @no_grad()
     def objective() -> float:
         return float((fn(*inputs).data * w).sum())
 
@@ -31,15 +33,14 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
         if not x.requires_grad:
             continue
         numeric = np.zeros_like(x.data)
-        flat, num = x.data.reshape(-1), numeric.reshape(-1)
-        for j in range(flat.size):
-            orig = flat[j]
-            flat[j] = orig + eps
+        for k in np.ndindex(x.shape):  # index x.data itself: a reshape of a strided array would be a copy
+            orig = x.data[k]
+            x.data[k] = orig + eps
             up = objective()
-            flat[j] = orig - eps
+            x.data[k] = orig - eps
             down = objective()
-            flat[j] = orig
-            num[j] = (up - down) / (2 * eps)
+            x.data[k] = orig
+            numeric[k] = (up - down) / (2 * eps)
         analytic = x.grad if x.grad is not None else np.zeros_like(x.data)
         if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
             k = np.unravel_index(np.argmax(np.abs(analytic - numeric)), x.shape)

@@ -53,9 +53,9 @@ class _SetGrad:
         return wrapper
 
 
-def no_grad() -> _SetGrad:
-    """Disable graph recording (use as ``with no_grad():`` or ``@no_grad()``)."""
-    return _SetGrad(False)
+def no_grad(fn: Callable | None = None) -> Any:
+    """Disable graph recording: ``with no_grad():``, ``@no_grad()`` or ``@no_grad``."""
+    return _SetGrad(False) if fn is None else _SetGrad(False)(fn)
 
 
 def enable_grad() -> _SetGrad:
@@ -75,7 +75,7 @@ def detect_anomaly():
 
 def _check_finite(name: str, stage: str, *arrays: Any) -> None:
     for a in arrays:
-        if a is not None and isinstance(a, np.ndarray) and a.dtype.kind == "f" and not np.isfinite(a).all():
+        if a is not None and np.asarray(a).dtype.kind == "f" and not np.isfinite(a).all():
             raise FloatingPointError(f"detect_anomaly: {name}.{stage} produced NaN or inf")
 
 
@@ -86,7 +86,7 @@ class Function:
 
     def __init__(self, *parents: "Tensor"):
         self.parents = parents
-        self.needs_input_grad = tuple(p.requires_grad for p in parents)
+        self.needs_input_grad = tuple([p.requires_grad for p in parents])  # a list is faster than a generator
 
     def forward(self, *args: Any, **kwargs: Any) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__}.forward")
@@ -102,13 +102,18 @@ class Function:
     @classmethod
     def apply(cls, *tensors: "Tensor", **kwargs: Any) -> "Tensor":
         """Run ``forward`` on the tensors' arrays and record the op if any input needs grad."""
-        from .tensor import Tensor  # local import: tensor.py imports this module
         ctx = cls(*tensors)
         data = ctx.forward(*[t.data for t in tensors], **kwargs)
+        if type(data) is not np.ndarray:  # NumPy returns scalars, not 0-d arrays, from full reductions
+            data = np.asarray(data)
         if _GradMode.anomaly:
             _check_finite(cls.__name__, "forward", data)
-        out = Tensor._make(data, False)
-        if _GradMode.enabled and any(ctx.needs_input_grad):
-            out.requires_grad = True
+        if _GradMode.enabled and True in ctx.needs_input_grad:
+            out = _make_tensor(data, True)
             out._ctx = ctx
-        return out
+            return out
+        return _make_tensor(data, False)
+
+
+# Tensor's fast constructor, set by tensor.py (which imports this module, so it cannot be imported here).
+_make_tensor: Callable[[np.ndarray, bool], "Tensor"]

@@ -99,24 +99,29 @@ class Pow(_Binary):
         ga = gb = None
         if self.needs_input_grad[0]:  # d(a^b)/da = b * a^(b-1)
             ga = unbroadcast(g * self.b * self.a ** (self.b - 1), self.a_shape)
-        if self.needs_input_grad[1]:  # d(a^b)/db = a^b * log(a)
+        if self.needs_input_grad[1]:  # d(a^b)/db = a^b * log(a), taken as 0 at a = 0, b >= 0 (PyTorch's rule)
             with np.errstate(divide="ignore", invalid="ignore"):
-                gb = unbroadcast(g * self.out * np.log(self.a), self.b_shape)
+                gb = np.where((self.a == 0) & (self.b >= 0), 0, g * self.out * np.log(self.a))
+            gb = unbroadcast(gb, self.b_shape)
         return ga, gb
 
 
-class Maximum(_Binary):
-    sym = "max"
+class Maximum(Function):
+    """Elementwise maximum, or minimum with ``largest=False``."""
 
-    def _op(self, a, b):
-        self.a, self.b = a, b
-        return np.maximum(a, b)
+    def forward(self, a, b, largest=True):
+        self.a, self.b, self.largest = a, b, largest
+        try:
+            return np.maximum(a, b) if largest else np.minimum(a, b)
+        except ValueError:
+            raise _broadcast_error("maximum" if largest else "minimum", "and", a, b) from None
 
     def backward(self, g):
-        # Ties share the gradient equally, as PyTorch does.
-        wa = (self.a > self.b) + 0.5 * (self.a == self.b)
-        return (unbroadcast(g * wa, self.a_shape) if self.needs_input_grad[0] else None,
-                unbroadcast(g * (1 - wa), self.b_shape) if self.needs_input_grad[1] else None)
+        # The gradient goes to the winner; ties share it equally, as PyTorch does.
+        a_wins = self.a > self.b if self.largest else self.a < self.b
+        ga = np.where(self.a == self.b, g * 0.5, g * a_wins)
+        return (unbroadcast(ga, self.a.shape) if self.needs_input_grad[0] else None,
+                unbroadcast(g - ga, self.b.shape) if self.needs_input_grad[1] else None)
 
 
 class MatMul(Function):
@@ -143,11 +148,7 @@ class MatMul(Function):
             g = np.expand_dims(g, -1)
         ga = gb = None
         if self.needs_input_grad[0]:  # dL/da = g @ b^T
-            if b2.ndim == 2 or a2.ndim == 2:
-                ga = g @ b2.swapaxes(-1, -2)
-            else:
-                ga = np.matmul(g, b2.swapaxes(-1, -2))
-            ga = unbroadcast(ga, a2.shape).reshape(a.shape)
+            ga = unbroadcast(g @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:  # dL/db = a^T @ g
             if b2.ndim == 2 and a2.ndim > 2:
                 # Fold the batch into one big product instead of summing per-batch products.
@@ -250,9 +251,10 @@ class Clip(Function):
 # ---------------------------------------------------------------- reductions
 
 def _check_axis(name: str, shape: tuple, axis: Any) -> Any:
+    """Return ``axis`` as a tuple of non-negative axes, or raise naming the bad axis and the shape."""
     if axis is None:
         return None
-    axes = axis if isinstance(axis, tuple) else (axis,)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     for ax in axes:
         if not -len(shape) <= ax < len(shape):
             raise ValueError(f"{name}: axis {ax} is out of range for a tensor of shape {shape}")
@@ -260,8 +262,8 @@ def _check_axis(name: str, shape: tuple, axis: Any) -> Any:
 
 
 class Sum(Function):
-    def forward(self, a, axis=None, keepdims=False):
-        self.shape, self.axis, self.keepdims = a.shape, _check_axis("sum", a.shape, axis), keepdims
+    def forward(self, a, axis=None, keepdims=False, name="sum"):
+        self.shape, self.axis, self.keepdims = a.shape, _check_axis(name, a.shape, axis), keepdims
         return np.sum(a, axis=self.axis, keepdims=keepdims)
 
     def backward(self, g):
@@ -282,7 +284,7 @@ class Max(Function):
     def backward(self, g):
         if not self.keepdims:
             g = g.reshape(()) if self.axis is None else np.expand_dims(g, self.axis)
-        count = self.mask.sum(axis=self.axis, keepdims=True)
+        count = self.mask.sum(axis=self.axis, keepdims=True, dtype=g.dtype)
         return self.mask * (g / count)
 
 
@@ -362,7 +364,10 @@ class Cat(Function):
 class Where(Function):
     def forward(self, a, b, cond=None):
         self.cond, self.a_shape, self.b_shape = cond, a.shape, b.shape
-        return np.where(cond, a, b)
+        try:
+            return np.where(cond, a, b)
+        except ValueError:
+            raise ValueError(f"where: condition {cond.shape}, {a.shape}, {b.shape}: shapes cannot broadcast") from None
 
     def backward(self, g):
         zero = np.zeros((), dtype=g.dtype)

@@ -5,7 +5,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import ops
+from . import function, ops
 from .function import Function, _check_finite, _GradMode, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
@@ -205,7 +205,7 @@ class Tensor:
         return ops.Maximum.apply(self, self._lift(other))
 
     def minimum(self, other: Any) -> "Tensor":
-        return -ops.Maximum.apply(-self, -self._lift(other))
+        return ops.Maximum.apply(self, self._lift(other), largest=False)
 
     def masked_fill(self, mask: Any, value: float) -> "Tensor":
         """Return a copy with ``value`` wherever ``mask`` is true."""
@@ -216,12 +216,13 @@ class Tensor:
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
-        out = self.sum(axis, keepdims)
+        out = ops.Sum.apply(self, axis=axis, keepdims=keepdims, name="mean")
         return out * (out.size / max(self.size, 1)) if self.size else out
 
     def var(self, axis: int | tuple | None = None, keepdims: bool = False, correction: int = 1) -> "Tensor":
         """Variance with Bessel's correction by default, like ``torch.var``."""
-        mean = self.mean(axis, keepdims=True)
+        total = ops.Sum.apply(self, axis=axis, keepdims=True, name="var")
+        mean = total * (total.size / max(self.size, 1))
         centered = self - mean
         n = self.size // max(mean.size, 1)
         return (centered * centered).sum(axis, keepdims) / max(n - correction, 0)
@@ -236,7 +237,8 @@ class Tensor:
         return ops.Max.apply(self, axis=axis, keepdims=keepdims, largest=False)
 
     def argmax(self, axis: int | None = None) -> "Tensor":
-        return Tensor._make(np.argmax(self.data, axis=axis), False)
+        ops._check_axis("argmax", self.shape, axis)
+        return Tensor._make(np.asarray(np.argmax(self.data, axis=axis)), False)
 
     # ------------------------------------------------------------ shape
     def reshape(self, *shape: Any) -> "Tensor":
@@ -307,6 +309,9 @@ class Tensor:
     @staticmethod
     def stack(tensors: Iterable["Tensor"], axis: int = 0) -> "Tensor":
         return stack(tensors, axis)
+
+
+function._make_tensor = Tensor._make
 
 
 def _raw(x: Any) -> Any:

@@ -9,3 +9,12 @@ from .normalization import LayerNorm
 
 __all__ = ["init", "Module", "Parameter", "Sequential", "ModuleList", "Linear", "Embedding", "LayerNorm",
            "Dropout", "ReLU", "GELU", "Tanh", "Sigmoid", "Softmax"]
+from .attention import MultiHeadAttention, ScaledDotProductAttention
+from .transformer import Decoder, Encoder, Transformer
+from .transformer_layers import DecoderLayer, EncoderLayer, FeedForward, PositionalEncoding
+
+__all__ += ["ScaledDotProductAttention", "MultiHeadAttention", "PositionalEncoding", "FeedForward",
+            "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "Transformer"]
+from .recurrent import LSTM, RNN, LSTMBlock, LSTMCell, RecurrentBlock, RNNCell
+
+__all__ += ["RNNCell", "LSTMCell", "RNN", "LSTM", "RecurrentBlock", "LSTMBlock"]

@@ -10,6 +10,8 @@ from ..random import get_rng
 
 
 def _fans(t: Tensor) -> tuple[int, int]:
+    if t.ndim < 2:
+        raise ValueError(f"init: fan in and fan out need a tensor of at least 2 dimensions, got shape {t.shape}")
     receptive = int(np.prod(t.shape[2:])) if t.ndim > 2 else 1
     return t.shape[1] * receptive, t.shape[0] * receptive
 

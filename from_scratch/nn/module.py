@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
@@ -33,11 +33,19 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        # A trainable leaf: a Parameter, or a graph-free tensor that requires grad (not a computed activation).
+        trainable = isinstance(value, Parameter) or (
+            isinstance(value, Tensor) and value.requires_grad and value._ctx is None)
+        if value is not None and ((name in self._parameters and not trainable) or
+                                  (name in self._modules and not isinstance(value, Module))):
+            kind = "parameter" if name in self._parameters else "sub-module"
+            raise TypeError(f"{type(self).__name__}: cannot assign a {type(value).__name__} to {kind} {name!r} "
+                            f"(a {'Parameter' if kind == 'parameter' else 'Module'} or None expected)")
         for store in (self._parameters, self._buffers, self._modules):
             store.pop(name, None)
         if isinstance(value, Module):
             self._modules[name] = value
-        elif isinstance(value, Tensor) and value.requires_grad:
+        elif trainable:
             self._parameters[name] = value
         elif name in self.__dict__.get("_buffer_names", ()):
             self._buffers[name] = value
@@ -62,6 +70,8 @@ class Module:
 
     def register_buffer(self, name: str, tensor: Tensor | None) -> None:
         """Keep ``tensor`` in the state dict without training it (e.g. the positional-encoding table)."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}")
         self.__dict__.setdefault("_buffer_names", set()).add(name)
         self.__dict__.pop(name, None)
         self._buffers[name] = tensor
@@ -80,14 +90,16 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------ traversal
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
+        """Yield (dotted name, module) for this module and all below it, depth first."""
         seen: set[int] = set()
         stack = [(prefix, self)]
         while stack:
             name, mod = stack.pop()
-            if id(mod) in seen:
-                continue
-            seen.add(id(mod))
+            if remove_duplicate:
+                if id(mod) in seen:
+                    continue
+                seen.add(id(mod))
             yield name, mod
             children = [(f"{name}.{n}" if name else n, m) for n, m in mod._modules.items() if m is not None]
             stack.extend(reversed(children))
@@ -144,45 +156,58 @@ class Module:
         return self
 
     # ------------------------------------------------------------ state
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Return name -> array for every parameter and buffer (shared weights under each name)."""
-        out: OrderedDict[str, np.ndarray] = OrderedDict()
-        for mod_name, mod in self.named_modules():
+    def _named_state(self) -> "OrderedDict[str, Tensor]":
+        # Every parameter and buffer under every name it has (shared weights appear once per name, like PyTorch).
+        out: OrderedDict[str, Tensor] = OrderedDict()
+        for mod_name, mod in self.named_modules(remove_duplicate=False):
             for name, t in list(mod._parameters.items()) + list(mod._buffers.items()):
                 if t is not None:
-                    out[f"{mod_name}.{name}" if mod_name else name] = t.data
+                    out[f"{mod_name}.{name}" if mod_name else name] = t
         return out
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
-        """Copy arrays into this module's parameters and buffers; mismatches are clear errors."""
-        own: dict[str, Tensor] = {}
-        for mod_name, mod in self.named_modules():
-            for name, t in list(mod._parameters.items()) + list(mod._buffers.items()):
-                if t is not None:
-                    own[f"{mod_name}.{name}" if mod_name else name] = t
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Return name -> array for every parameter and buffer (the arrays are shared, not copied)."""
+        return OrderedDict((k, t.data) for k, t in self._named_state().items())
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> "IncompatibleKeys":
+        """Copy arrays into this module's parameters and buffers; nothing is changed if any key is wrong.
+
+        With ``strict`` a missing or unexpected key is an error; a shape mismatch always is.
+        Returns the (missing, unexpected) keys.
+        """
+        own = self._named_state()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        for key, t in own.items():
-            if key not in state_dict:
-                continue
-            value = np.asarray(getattr(state_dict[key], "data", state_dict[key]))
-            if value.shape != t.shape:
-                raise ValueError(f"load_state_dict: {key} has shape {value.shape} in the state dict "
-                                 f"but {t.shape} in the model")
-            t.data = value.astype(t.dtype, copy=True)
+            raise KeyError(f"load_state_dict into {type(self).__name__}: missing keys {missing}, "
+                           f"unexpected keys {unexpected}")
+        values = {k: np.asarray(getattr(state_dict[k], "data", state_dict[k])) for k in own if k in state_dict}
+        wrong = [f"{k}: {v.shape} in the state dict, {own[k].shape} in the model"
+                 for k, v in values.items() if v.shape != own[k].shape]
+        if wrong:
+            raise ValueError(f"load_state_dict into {type(self).__name__}: shape mismatch for " + "; ".join(wrong))
+        for key, value in values.items():
+            own[key].data = value.astype(own[key].dtype, copy=True)
+        return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ printing
     def extra_repr(self) -> str:
         return ""
 
     def __repr__(self) -> str:
-        lines = [f"({name}): " + repr(mod).replace("\n", "\n  ") for name, mod in self._modules.items()]
-        head = f"{type(self).__name__}({self.extra_repr()}"
-        if not lines:
-            return head + ")"
-        return head + "\n  " + "\n  ".join(lines) + "\n)"
+        """Print the module tree as PyTorch does: extra_repr, then one indented line per child."""
+        extra = self.extra_repr().split("\n") if self.extra_repr() else []
+        children = [f"({name}): " + repr(mod).replace("\n", "\n  ") for name, mod in self._modules.items()]
+        if not children and len(extra) <= 1:
+            return f"{type(self).__name__}({''.join(extra)})"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(extra + children) + "\n)"
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict(strict=False)`` skipped."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 class Sequential(Module):
@@ -200,7 +225,9 @@ class Sequential(Module):
             x = m(x)
         return x
 
-    def __getitem__(self, i: int) -> Module:
+    def __getitem__(self, i: int | slice) -> Module:
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[i]))
         return list(self._modules.values())[i]
 
     def __len__(self) -> int:
@@ -215,14 +242,20 @@ class ModuleList(Module):
 
     def __init__(self, modules: Iterable[Module] = ()):
         super().__init__()
-        for m in modules:
-            self.append(m)
+        self.extend(modules)
 
     def append(self, module: Module) -> "ModuleList":
         setattr(self, str(len(self._modules)), module)
         return self
 
-    def __getitem__(self, i: int) -> Module:
+    def extend(self, modules: Iterable[Module]) -> "ModuleList":
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __getitem__(self, i: int | slice) -> Module:
+        if isinstance(i, slice):
+            return ModuleList(list(self._modules.values())[i])
         return list(self._modules.values())[i]
 
     def __len__(self) -> int:

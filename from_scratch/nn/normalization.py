@@ -14,20 +14,20 @@ class LayerNorm(Module):
     Shape: input (*, *normalized_shape) -> output of the same shape.
     """
 
-    def __init__(self, normalized_shape: int | tuple, eps: float = 1e-5, elementwise_affine: bool = True):
+    def __init__(self, normalized_shape: int | tuple, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True):
         super().__init__()
         self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-        self.eps = eps
-        if elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, get_default_dtype()))
-            self.bias = Parameter(np.zeros(self.normalized_shape, get_default_dtype()))
-        else:
-            self.weight = self.bias = None
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        dtype = get_default_dtype()
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) if elementwise_affine and bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[-len(self.normalized_shape):] != self.normalized_shape:
+        if x.shape[x.ndim - len(self.normalized_shape):] != self.normalized_shape:
             raise ValueError(f"LayerNorm: input of shape {x.shape} does not end in {self.normalized_shape}")
         return F.layer_norm(x, self.weight, self.bias, self.eps, normalized_ndim=len(self.normalized_shape))
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}"
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")

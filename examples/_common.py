@@ -1,0 +1,28 @@
+"""What every example shares: its command line (--quick, --seed, --out) and its output folder."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+import from_scratch
+
+matplotlib.use("Agg")  # figures are written to files, never shown; works without a display
+
+
+def make_parser(name: str, description: str) -> argparse.ArgumentParser:
+    """Return a parser with the flags every example takes; the example adds its own."""
+    parser = argparse.ArgumentParser(prog=f"python examples/{name}.py", description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a few-second run for the tests")
+    parser.add_argument("--seed", type=int, default=0, help="seed for init, dropout and data order")
+    parser.add_argument("--out", type=Path, default=Path("runs") / name, help="folder for figures")
+    return parser
+
+
+def setup(args: argparse.Namespace) -> Path:
+    """Seed the library's generator and create the output folder; return it."""
+    from_scratch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args.out

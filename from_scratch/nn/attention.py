@@ -1,0 +1,104 @@
+"""Attention: scaled dot-product attention and multi-head attention."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd.tensor import Tensor
+from . import init
+from .linear import Linear
+from .module import Module
+
+
+class ScaledDotProductAttention(Module):
+    """softmax(q k^T / sqrt(d) + mask) v, with dropout on the attention weights while training.
+
+    ``mask`` is additive (0 where allowed, -1e9 where hidden) or boolean (True where allowed).
+
+    Shape: q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v).
+    """
+
+    def __init__(self, dropout: float = 0.0):
+        super().__init__()
+        self.dropout = dropout
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Any = None, return_weights: bool = False) -> Any:
+        return F.scaled_dot_product_attention(q, k, v, mask, self.dropout, self.training, return_weights)
+
+    def extra_repr(self) -> str:
+        return f"dropout={self.dropout}"
+
+
+class MultiHeadAttention(Module):
+    """Attend with ``num_heads`` heads in parallel, each on its own hidden_size / num_heads slice.
+
+    ``mask`` is additive and must broadcast to (B, num_heads, T_q, T_k): the tutorials'
+    padding mask (B, 1, 1, T_k), causal mask (1, 1, T_q, T_k) or their sum (B, 1, T_q, T_k).
+    The attention weights of the last call are kept in ``attn_weights`` (an ndarray of shape
+    (B, num_heads, T_q, T_k)); ``return_weights=True`` also returns them as a Tensor.
+
+    Shape: q (B, T_q, hidden_size), k and v (B, T_k, hidden_size) -> (B, T_q, hidden_size).
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if num_heads <= 0 or hidden_size % num_heads:
+            raise ValueError(f"MultiHeadAttention: hidden_size {hidden_size} is not divisible by "
+                             f"num_heads {num_heads}")
+        self.hidden_size, self.num_heads = hidden_size, num_heads
+        self.head_dim = hidden_size // num_heads
+        self.q_linear = Linear(hidden_size, hidden_size)
+        self.k_linear = Linear(hidden_size, hidden_size)
+        self.v_linear = Linear(hidden_size, hidden_size)
+        self.fc = Linear(hidden_size, hidden_size)
+        self.attention = ScaledDotProductAttention(dropout)
+        self.attn_weights: np.ndarray | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # As torch.nn.MultiheadAttention: Xavier-uniform input projections, zero biases.
+        for lin in (self.q_linear, self.k_linear, self.v_linear):
+            init.xavier_uniform_(lin.weight)
+        for lin in (self.q_linear, self.k_linear, self.v_linear, self.fc):
+            init.zeros_(lin.bias)
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        # (B, T, H) -> (B, heads, T, H / heads): each head sees its own slice of the features.
+        b, t, _ = x.shape
+        return x.reshape(b, t, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+
+    def project_kv(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Project keys and values and split them into heads: (B, T_k, H) -> (B, heads, T_k, H / heads).
+
+        Incremental decoding caches these, so each key/value position is projected once.
+        """
+        if k.shape[:2] != v.shape[:2]:
+            raise ValueError(f"MultiHeadAttention: keys of shape {k.shape} and values of shape {v.shape} "
+                             f"differ in batch or length")
+        return self._split_heads(self.k_linear(k)), self._split_heads(self.v_linear(v))
+
+    def attend(self, q: Tensor, k_heads: Tensor, v_heads: Tensor, mask: Any = None,
+               return_weights: bool = False) -> Any:
+        """Attend from queries q (B, T_q, H) to already projected heads (see ``project_kv``)."""
+        if q.ndim != 3 or q.shape[0] != k_heads.shape[0]:
+            raise ValueError(f"MultiHeadAttention: queries of shape {q.shape} need (B, T_q, {self.hidden_size}) "
+                             f"with the keys' batch size {k_heads.shape[0]}")
+        # 1) Project the queries and split them into heads: (B, heads, T_q, d).
+        q_heads = self._split_heads(self.q_linear(q))
+        # 2) Scaled dot-product attention in every head at once: (B, heads, T_q, d).
+        out, weights = self.attention(q_heads, k_heads, v_heads, mask, return_weights=True)
+        self.attn_weights = weights.data
+        # 3) Concatenate the heads back to (B, T_q, H) ...
+        b, _, t, _ = out.shape
+        out = out.permute(0, 2, 1, 3).reshape(b, t, self.hidden_size)
+        # 4) ... and mix them with the output projection.
+        out = self.fc(out)
+        return (out, weights) if return_weights else out
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Any = None, return_weights: bool = False) -> Any:
+        return self.attend(q, *self.project_kv(k, v), mask=mask, return_weights=return_weights)
+
+    def extra_repr(self) -> str:
+        return f"hidden_size={self.hidden_size}, num_heads={self.num_heads}"

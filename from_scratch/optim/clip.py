@@ -1,0 +1,26 @@
+"""Gradient clipping by global norm."""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+
+__all__ = ["clip_grad_norm_"]
+
+
+def clip_grad_norm_(parameters: Iterable[Any] | Any, max_norm: float) -> float:
+    """Scale all gradients together, in place, so their joint L2 norm is at most ``max_norm``.
+
+    Return the total norm before clipping; it is nan or inf when some gradient is not finite, and then
+    the step should be skipped. Parameters whose grad is None are skipped; a single Tensor may be passed.
+    """
+    params = [parameters] if hasattr(parameters, "data") else parameters
+    grads = [p.grad for p in params if p.grad is not None]
+    # ||g|| = sqrt(sum over every gradient entry of g^2)
+    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    coef = float(max_norm) / (total + 1e-6)  # PyTorch's 1e-6 keeps a zero norm from dividing by zero
+    if coef < 1:
+        for g in grads:
+            g *= coef
+    return total

@@ -1,0 +1,159 @@
+"""Decoding a trained reversal model: batched greedy and beam search, both with the decoder's KV cache.
+
+The encoder runs once per batch. Each decoding step feeds only the newest token; the decoder keeps
+every layer's keys and values from earlier steps in ``cache``, so step t costs one position, not t.
+Rows that have produced EOS are dropped from the batch (``model.reorder_cache``), so a batch costs
+as many steps as its longest output, with ever fewer rows.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ...autograd.function import no_grad
+from ...functional import create_padding_mask
+from .data import PAD, TokenLayout, target_mask
+
+__all__ = ["greedy_decode", "beam_search", "decode_limit", "predict"]
+
+
+def decode_limit(model: Any, src_len: int, max_new_tokens: int | None = None) -> int:
+    """How many tokens to generate at most: twice the source plus EOS, within the positional table."""
+    limit = max_new_tokens if max_new_tokens is not None else 2 * src_len + 1
+    return max(1, min(limit, model.max_len))
+
+
+def greedy_decode(model: Any, src: np.ndarray, layout: TokenLayout, max_new_tokens: int | None = None,
+                  use_cache: bool = True, return_logits: bool = False) -> Any:
+    """Decode a padded batch ``src`` (B, S) greedily; each row stops at its own EOS.
+
+    Returns a list of B int arrays (the output tokens, EOS included when produced). With
+    ``return_logits`` also returns the logits (B, steps, V) of every step, NaN after a row stopped.
+    ``use_cache=False`` recomputes the whole prefix at every step (the slow reference).
+    """
+    src = np.asarray(src)
+    n, limit = len(src), decode_limit(model, src.shape[1], max_new_tokens)
+    out = np.full((n, limit), PAD, dtype=np.int64)
+    lengths = np.full(n, limit)
+    all_logits = np.full((n, limit, layout.vocab_size), np.nan, dtype=np.float32) if return_logits else None
+    with no_grad():
+        src_mask = create_padding_mask(src, PAD)
+        memory = model.encode(src, src_mask)
+        alive = np.arange(n)  # original row of each row still decoding
+        cache = model.init_cache() if use_cache else None
+        tokens = np.full((n, 1), layout.sos, dtype=np.int64)
+        for t in range(limit):
+            if use_cache:
+                logits = model.decode_step(tokens[:, -1:], memory, src_mask, cache).data
+            else:  # the reference: run the decoder over the whole prefix again
+                hidden = model.decode(tokens, memory, src_mask, target_mask(tokens))
+                logits = model.final_linear(hidden[:, -1]).data
+            nxt = logits.argmax(axis=-1)
+            out[alive, t] = nxt
+            if return_logits:
+                all_logits[alive, t] = logits
+            done = nxt == layout.eos
+            lengths[alive[done]] = t + 1
+            tokens = np.concatenate([tokens, nxt[:, None]], axis=1)
+            if done.any():
+                keep = np.flatnonzero(~done)
+                if keep.size == 0:
+                    break
+                alive, tokens = alive[keep], tokens[keep]
+                memory, src_mask = memory[keep], src_mask[keep]
+                if use_cache:
+                    model.reorder_cache(cache, keep)
+    seqs = [out[i, :lengths[i]] for i in range(n)]
+    return (seqs, all_logits) if return_logits else seqs
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)  # beam scores sum many log-probs: keep them in float64
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def beam_search(model: Any, src: np.ndarray, layout: TokenLayout, beam_size: int = 4,
+                max_new_tokens: int | None = None, length_penalty: float = 1.0) -> list[np.ndarray]:
+    """Beam search over a padded batch ``src`` (B, S); returns each row's best finished hypothesis.
+
+    A hypothesis of n tokens (EOS included) with summed log-probability s scores s / n**length_penalty,
+    so long outputs are not crowded out just for being long. Each step keeps, per source, the
+    ``beam_size`` best unfinished continuations; a candidate ending in EOS among the top ``beam_size``
+    finishes. A source stops once ``beam_size`` hypotheses have finished (or at the length limit, where
+    the best unfinished one is returned). With ``beam_size=1`` this is exactly greedy decoding.
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_search: beam_size must be at least 1, got {beam_size}")
+    src = np.asarray(src)
+    n, k, vocab = len(src), beam_size, layout.vocab_size
+    limit = decode_limit(model, src.shape[1], max_new_tokens)
+    best_score = np.full(n, -np.inf)
+    best_seq: list[np.ndarray | None] = [None] * n
+    n_finished = np.zeros(n, dtype=np.int64)
+    with no_grad():
+        src_mask = create_padding_mask(src, PAD)
+        memory = model.encode(src, src_mask)
+        rows = np.repeat(np.arange(n), k)  # row a*k + j is beam j of source a
+        memory, src_mask = memory[rows], src_mask[rows]
+        cache = model.init_cache()
+        active = np.arange(n)  # sources still searching
+        scores = np.full((n, k), -np.inf)
+        scores[:, 0] = 0.0  # at the start only one beam is live: the others would be copies
+        hyps = np.zeros((n, k, 0), dtype=np.int64)
+        tokens = np.full((n * k, 1), layout.sos, dtype=np.int64)
+        for t in range(limit):
+            logp = _log_softmax(model.decode_step(tokens, memory, src_mask, cache).data)
+            m = len(active)
+            cand = (scores[:, :, None] + logp.reshape(m, k, vocab)).reshape(m, k * vocab)
+            # 2k candidates always hold k that do not end in EOS: each beam adds at most one EOS.
+            top = np.argsort(-cand, axis=1, kind="stable")[:, :2 * k]
+            top_score = np.take_along_axis(cand, top, axis=1)
+            beam, tok = top // vocab, top % vocab
+            is_eos = tok == layout.eos
+            finishing = is_eos & (np.arange(2 * k) < k) & np.isfinite(top_score)
+            norm = np.where(finishing, top_score / (t + 1) ** length_penalty, -np.inf)
+            best_new = norm.argmax(axis=1)
+            for a in np.flatnonzero(norm[np.arange(m), best_new] > best_score[active]):
+                src_row, j = active[a], best_new[a]
+                best_score[src_row] = norm[a, j]
+                best_seq[src_row] = np.append(hyps[a, beam[a, j]], layout.eos)
+            n_finished[active] += finishing.sum(axis=1)
+            # Continue with the first k candidates that do not end in EOS.
+            cont = ~is_eos & (np.cumsum(~is_eos, axis=1) <= k)
+            parent, tok, scores = (x[cont].reshape(m, k) for x in (beam, tok, top_score))
+            hyps = np.concatenate([np.take_along_axis(hyps, parent[:, :, None], axis=1), tok[:, :, None]], axis=2)
+            still = n_finished[active] < k
+            if t == limit - 1 or not still.any():
+                break
+            index = (np.arange(m)[:, None] * k + parent)[still].ravel()
+            model.reorder_cache(cache, index)
+            memory, src_mask = memory[index], src_mask[index]
+            active, scores, hyps = active[still], scores[still], hyps[still]
+            tokens = tok[still].reshape(-1, 1)
+        for a, src_row in enumerate(active):  # sources that hit the limit: keep their best unfinished beam
+            if best_seq[src_row] is None:
+                best_seq[src_row] = hyps[a, scores[a].argmax()]
+    return best_seq  # type: ignore[return-value]
+
+
+def predict(model: Any, seqs: Sequence[np.ndarray], layout: TokenLayout, beam_size: int = 1,
+            batch_size: int = 500, max_new_tokens: int | None = None) -> list[np.ndarray]:
+    """Decode many content sequences in length-sorted batches; returns outputs in the input order."""
+    model.eval()
+    order = np.argsort([len(s) for s in seqs], kind="stable")  # similar lengths share a batch: less padding
+    results: list[Any] = [None] * len(seqs)
+    for start in range(0, len(seqs), batch_size):
+        idx = order[start:start + batch_size]
+        width = max(len(seqs[i]) for i in idx)
+        src = np.full((len(idx), width), PAD, dtype=np.int64)
+        for row, i in enumerate(idx):
+            src[row, :len(seqs[i])] = seqs[i]
+        if beam_size == 1:
+            outs = greedy_decode(model, src, layout, max_new_tokens)
+        else:
+            outs = beam_search(model, src, layout, beam_size, max_new_tokens)
+        for row, i in enumerate(idx):
+            results[i] = outs[row]
+    return results

@@ -1,0 +1,161 @@
+"""The reversal training loop: resumable, interruptible, bit-for-bit reproducible from the seed.
+
+Reproducible because nothing depends on how the run was split: the batch of step t is a pure
+function of (seed, t), the learning rate a function of t, and the library generator (parameter
+init, dropout) is saved in every checkpoint. So stopping at any step and resuming with ``resume=True``
+ends with exactly the weights of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ... import functional as F
+from ...optim import Adam, WarmupCosineLR, clip_grad_norm_
+from .checkpoint import (PLOT, ReverseConfig, build_model, has_train_state, load_train_state, plot_metrics,
+                         read_config, read_metrics, save_train_state, write_config, write_metrics)
+from .data import PAD, batch_for_step
+from .evaluate import evaluate, heldout_sequences
+
+__all__ = ["TrainResult", "train", "make_optimizer"]
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns: the model, the step reached, and the metrics rows written."""
+
+    model: Any
+    config: ReverseConfig
+    step: int
+    interrupted: bool = False
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def make_optimizer(model: Any, config: ReverseConfig) -> tuple[Adam, WarmupCosineLR]:
+    """Adam (betas 0.9, 0.98 as in the Transformer paper) with linear warmup then cosine decay to zero."""
+    optimizer = Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98), eps=1e-9)
+    return optimizer, WarmupCosineLR(optimizer, config.warmup, config.steps)
+
+
+@contextmanager
+def _stop_on_signals(stop: dict[str, Any]) -> Iterator[None]:
+    """While training, SIGINT/SIGTERM ask the loop to save and stop; a second one stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop["signal"] is not None:
+            raise KeyboardInterrupt
+        stop["signal"] = signum
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _save(out: str | None, model: Any, optimizer: Any, scheduler: Any, step: int, rows: list) -> None:
+    if out is not None:
+        write_metrics(out, rows)  # before the state: metrics are never older than the state they go with
+        save_train_state(out, model, optimizer, scheduler, step)
+
+
+def _plot(out: str | None, rows: list, log: Callable[[str], None]) -> None:
+    if out is None or not rows:
+        return
+    try:
+        plot_metrics(rows, os.path.join(out, PLOT))
+    except ImportError:
+        log("matplotlib is not installed: skipped loss.png (pip install 'bare-bones-ml[cli]')")
+
+
+def train(config: ReverseConfig | None = None, out: str | None = None, resume: bool = False,
+          progress: bool = False, on_step: Callable[[int, float], bool] | None = None,
+          log: Callable[[str], None] = print) -> TrainResult:
+    """Train a reversal Transformer; with ``out``, keep a resumable run folder there.
+
+    ``resume=True`` continues the run saved in ``out`` (its config.json wins over ``config``,
+    except ``steps``). ``on_step(step, loss)`` is called after every update; returning True stops
+    the run like Ctrl-C does: a checkpoint is saved and ``interrupted`` is set in the result.
+    """
+    started = time.perf_counter()
+    if resume:
+        if out is None or not has_train_state(out):
+            raise FileNotFoundError(f"cannot resume: {out!r} holds no train_state.safetensors")
+        saved = read_config(out)
+        config = saved if config is None else replace(saved, steps=config.steps)
+    config = config or ReverseConfig()
+    model = build_model(config)
+    optimizer, scheduler = make_optimizer(model, config)
+    step, rows = 0, []
+    if resume:
+        step = load_train_state(out, model, optimizer, scheduler)
+        rows = read_metrics(out, up_to_step=step)
+        log(f"resuming {out} at step {step} of {config.steps}")
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+        write_config(out, config)
+    layout = config.layout
+    eval_set = heldout_sequences(config.seed, config.eval_size, config.min_len, config.max_len, layout)
+    params = model.parameters()
+    bar = None
+    if progress:
+        from tqdm import tqdm  # only the interactive path needs it
+        bar = tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True, leave=False)
+    stop: dict[str, Any] = {"signal": None}
+    losses: list[float] = []
+    interrupted = False
+    with _stop_on_signals(stop):
+        model.train()
+        while step < config.steps:
+            batch = batch_for_step(config.seed, step, config.batch_size, config.min_len, config.max_len, layout)
+            logits = model(batch.src, batch.tgt_in, batch.src_mask, batch.tgt_mask)
+            loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad()
+            loss.backward()
+            clip_grad_norm_(params, config.clip_norm)
+            lr = optimizer.lr
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            losses.append(loss.item())
+            last = step == config.steps
+            if step % config.log_every == 0 or step % config.eval_every == 0 or last:
+                row = {"step": step, "loss": float(np.mean(losses)), "lr": lr, "exact_match": None}
+                losses = []
+                if step % config.eval_every == 0 or last:
+                    row["exact_match"] = evaluate(model, eval_set, layout)["exact_match"]
+                    model.train()
+                rows.append(row)
+                if bar is not None:
+                    shown = {"loss": f"{row['loss']:.4f}", "lr": f"{lr:.2e}"}
+                    evals = [r["exact_match"] for r in rows if r["exact_match"] is not None]
+                    if evals:
+                        shown["exact"] = f"{100 * evals[-1]:.1f}%"
+                    bar.set_postfix(shown, refresh=False)
+            if bar is not None:
+                bar.update(1)
+            stopping = stop["signal"] is not None or (on_step is not None and bool(on_step(step, loss.item())))
+            if step % config.checkpoint_every == 0 or last or stopping:
+                _save(out, model, optimizer, scheduler, step, rows)
+            if stopping:
+                interrupted = True
+                break
+    if bar is not None:
+        bar.close()
+    model.eval()
+    _plot(out, rows, log)
+    if interrupted and out is not None:
+        log(f"stopped at step {step}: checkpoint saved in {out}; continue with --resume")
+    return TrainResult(model, config, step, interrupted, rows, time.perf_counter() - started)
