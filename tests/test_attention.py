@@ -1,4 +1,7 @@
-"""ScaledDotProductAttention and MultiHeadAttention, against torch.nn.MultiheadAttention in float64."""
+"""ScaledDotProductAttention and MultiHeadAttention, against torch.nn.MultiheadAttention in float64.
+
+The ``float64`` fixture comes from conftest.py.
+"""
 import numpy as np
 import pytest
 import torch
@@ -9,13 +12,6 @@ import from_scratch.functional as F
 from from_scratch import manual_seed, no_grad, set_default_dtype
 from from_scratch.autograd.tensor import Tensor
 from from_scratch.nn import MultiHeadAttention, ScaledDotProductAttention
-
-
-@pytest.fixture
-def float64():
-    set_default_dtype(np.float64)
-    yield
-    set_default_dtype(np.float32)
 
 
 def copy_from_torch(ours: MultiHeadAttention, theirs: torch.nn.MultiheadAttention) -> None:
@@ -39,7 +35,7 @@ def torch_grads(theirs: torch.nn.MultiheadAttention) -> dict:
 
 
 def close(ours, theirs) -> None:
-    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-10)
 
 
 def check_against_torch(b, tq, tk, hidden, heads, self_attention, causal, pad_lengths, seed=0):
@@ -96,11 +92,8 @@ def test_cross_attention_with_padding_matches_torch(float64):
 @given(b=st.integers(1, 3), tq=st.integers(1, 5), tk=st.integers(1, 5), heads=st.sampled_from([1, 2, 4]),
        seed=st.integers(0, 2 ** 16))
 def test_random_shapes_match_torch(b, tq, tk, heads, seed):
-    set_default_dtype(np.float64)
-    try:
-        check_against_torch(b, tq, tk, 8, heads, False, False, None, seed=seed)
-    finally:
-        set_default_dtype(np.float32)
+    set_default_dtype(np.float64)  # conftest's autouse fixture restores it
+    check_against_torch(b, tq, tk, 8, heads, False, False, None, seed=seed)
 
 
 def test_hidden_not_divisible_by_heads_is_an_error():

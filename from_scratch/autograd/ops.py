@@ -98,7 +98,10 @@ class Pow(_Binary):
     def backward(self, g):
         ga = gb = None
         if self.needs_input_grad[0]:  # d(a^b)/da = b * a^(b-1)
-            ga = unbroadcast(g * self.b * self.a ** (self.b - 1), self.a_shape)
+            ga = g * self.b * self.a ** (self.b - 1)
+            if not self.b.all():  # a^0 is constant: 0, also at a = 0 where the formula gives 0 * inf
+                ga = np.where(self.b == 0, 0, ga)
+            ga = unbroadcast(ga, self.a_shape)
         if self.needs_input_grad[1]:  # d(a^b)/db = a^b * log(a), taken as 0 at a = 0, b >= 0 (PyTorch's rule)
             with np.errstate(divide="ignore", invalid="ignore"):
                 gb = np.where((self.a == 0) & (self.b >= 0), 0, g * self.out * np.log(self.a))
@@ -142,10 +145,10 @@ class MatMul(Function):
         # Treat 1-D operands as a row (left) or column (right) matrix, then undo it.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
+        if b.ndim == 1:  # first: a 1-D @ 1-D gradient is 0-d, so (1,) then (1, 1)
+            g = np.expand_dims(g, -1)
         if a.ndim == 1:
             g = np.expand_dims(g, -2)
-        if b.ndim == 1:
-            g = np.expand_dims(g, -1)
         ga = gb = None
         if self.needs_input_grad[0]:  # dL/da = g @ b^T
             ga = unbroadcast(g @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)

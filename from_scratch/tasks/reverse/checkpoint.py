@@ -30,7 +30,7 @@ from ...serialization import atomic_write, load, load_metadata, save
 from .data import TokenLayout
 
 __all__ = ["ReverseConfig", "build_model", "write_config", "read_config", "load_model", "save_train_state",
-           "load_train_state", "write_metrics", "read_metrics", "plot_metrics", "has_train_state"]
+           "load_train_state", "write_metrics", "read_metrics", "has_train_state"]
 
 TASK = "reverse"
 CONFIG, MODEL, STATE, METRICS, PLOT = ("config.json", "model.safetensors", "train_state.safetensors",
@@ -162,17 +162,22 @@ def _unprefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndar
     return {k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
 
 
-def save_train_state(folder: str, model: Any, optimizer: Any, scheduler: Any, step: int) -> None:
-    """Write the weights alone (for inference), then everything a resumed run needs (the commit point)."""
+def save_train_state(folder: str, model: Any, optimizer: Any, scheduler: Any, step: int,
+                     pending_losses: list[float] = ()) -> None:
+    """Write the weights alone (for inference), then everything a resumed run needs (the commit point).
+
+    ``pending_losses`` are the losses since the last metrics row, so a resumed run logs the same rows.
+    """
     meta = {"task": TASK, "step": str(step), "library_version": __version__}
     save(model.state_dict(), os.path.join(folder, MODEL), metadata=meta)
     arrays = {**_prefixed("model", model.state_dict()), **_prefixed("optimizer", optimizer.state_dict()),
-              **_prefixed("scheduler", scheduler.state_dict())}
+              **_prefixed("scheduler", scheduler.state_dict()),
+              "pending_losses": np.array(pending_losses, dtype=np.float64)}
     save(arrays, os.path.join(folder, STATE), metadata={**meta, "rng_state": json.dumps(get_rng_state())})
 
 
-def load_train_state(folder: str, model: Any, optimizer: Any, scheduler: Any) -> int:
-    """Restore weights, optimizer, schedule and RNG state; return the step to continue from."""
+def load_train_state(folder: str, model: Any, optimizer: Any, scheduler: Any) -> tuple[int, list[float]]:
+    """Restore weights, optimizer, schedule and RNG state; return the step to continue from and pending losses."""
     path = os.path.join(folder, STATE)
     try:
         meta, arrays = load_metadata(path), load(path)
@@ -182,7 +187,7 @@ def load_train_state(folder: str, model: Any, optimizer: Any, scheduler: Any) ->
         optimizer.load_state_dict(_unprefixed("optimizer", arrays))
         scheduler.load_state_dict(_unprefixed("scheduler", arrays))
         set_rng_state(json.loads(meta["rng_state"]))
-        return int(meta["step"])
+        return int(meta["step"]), arrays["pending_losses"].tolist()
     except (KeyError, ValueError, TypeError) as e:
         raise ValueError(f"cannot resume from {path}: {e}") from None
 
@@ -211,25 +216,3 @@ def read_metrics(folder: str, up_to_step: int | None = None) -> list[dict[str, A
             if up_to_step is None or parsed["step"] <= up_to_step:
                 rows.append(parsed)
     return rows
-
-
-def plot_metrics(rows: list[dict[str, Any]], path: str) -> None:
-    """Draw the loss curve (log scale) with held-out exact match on a second axis (needs matplotlib)."""
-    from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
-
-    fig = Figure(figsize=(7, 4))
-    ax = fig.subplots()
-    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], color="tab:blue", lw=1)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss", color="tab:blue")
-    evals = [r for r in rows if r["exact_match"] is not None]
-    ax2 = ax.twinx()
-    ax2.plot([r["step"] for r in evals], [100 * r["exact_match"] for r in evals], "o-", color="tab:orange")
-    ax2.set_ylim(0, 101)
-    ax2.set_ylabel("held-out exact match (%)", color="tab:orange")
-    ax.set_title("bbml reverse train")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    atomic_write(path, buf.getvalue())

@@ -12,8 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...autograd.function import no_grad
-from ...functional import create_padding_mask
-from .data import PAD, TokenLayout, target_mask
+from ...functional import create_causal_mask, create_padding_mask
+from .data import PAD, TokenLayout
 
 __all__ = ["greedy_decode", "beam_search", "decode_limit", "predict"]
 
@@ -47,7 +47,7 @@ def greedy_decode(model: Any, src: np.ndarray, layout: TokenLayout, max_new_toke
             if use_cache:
                 logits = model.decode_step(tokens[:, -1:], memory, src_mask, cache).data
             else:  # the reference: run the decoder over the whole prefix again
-                hidden = model.decode(tokens, memory, src_mask, target_mask(tokens))
+                hidden = model.decode(tokens, memory, src_mask, create_causal_mask(tokens.shape[1]))
                 logits = model.final_linear(hidden[:, -1]).data
             nxt = logits.argmax(axis=-1)
             out[alive, t] = nxt

@@ -19,10 +19,11 @@ import numpy as np
 
 from ... import functional as F
 from ...optim import Adam, WarmupCosineLR, clip_grad_norm_
-from .checkpoint import (PLOT, ReverseConfig, build_model, has_train_state, load_train_state, plot_metrics,
+from .checkpoint import (PLOT, ReverseConfig, build_model, has_train_state, load_train_state,
                          read_config, read_metrics, save_train_state, write_config, write_metrics)
 from .data import PAD, batch_for_step
 from .evaluate import evaluate, heldout_sequences
+from .plots import plot_metrics
 
 __all__ = ["TrainResult", "train", "make_optimizer"]
 
@@ -35,6 +36,7 @@ class TrainResult:
     config: ReverseConfig
     step: int
     interrupted: bool = False
+    signal: int | None = None  # SIGINT or SIGTERM, when one stopped the run
     metrics: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -65,10 +67,11 @@ def _stop_on_signals(stop: dict[str, Any]) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _save(out: str | None, model: Any, optimizer: Any, scheduler: Any, step: int, rows: list) -> None:
+def _save(out: str | None, model: Any, optimizer: Any, scheduler: Any, step: int, rows: list,
+          losses: list) -> None:
     if out is not None:
         write_metrics(out, rows)  # before the state: metrics are never older than the state they go with
-        save_train_state(out, model, optimizer, scheduler, step)
+        save_train_state(out, model, optimizer, scheduler, step, losses)
 
 
 def _plot(out: str | None, rows: list, log: Callable[[str], None]) -> None:
@@ -88,6 +91,7 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
     ``resume=True`` continues the run saved in ``out`` (its config.json wins over ``config``,
     except ``steps``). ``on_step(step, loss)`` is called after every update; returning True stops
     the run like Ctrl-C does: a checkpoint is saved and ``interrupted`` is set in the result.
+    ``progress=True`` shows a tqdm bar (loss, lr, held-out exact match) when stderr is a terminal.
     """
     started = time.perf_counter()
     if resume:
@@ -98,9 +102,9 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
     config = config or ReverseConfig()
     model = build_model(config)
     optimizer, scheduler = make_optimizer(model, config)
-    step, rows = 0, []
+    step, rows, losses = 0, [], []
     if resume:
-        step = load_train_state(out, model, optimizer, scheduler)
+        step, losses = load_train_state(out, model, optimizer, scheduler)
         rows = read_metrics(out, up_to_step=step)
         log(f"resuming {out} at step {step} of {config.steps}")
     if out is not None:
@@ -112,9 +116,8 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
     bar = None
     if progress:
         from tqdm import tqdm  # only the interactive path needs it
-        bar = tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True, leave=False)
+        bar = tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True, leave=False, disable=None)
     stop: dict[str, Any] = {"signal": None}
-    losses: list[float] = []
     interrupted = False
     with _stop_on_signals(stop):
         model.train()
@@ -148,7 +151,7 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
                 bar.update(1)
             stopping = stop["signal"] is not None or (on_step is not None and bool(on_step(step, loss.item())))
             if step % config.checkpoint_every == 0 or last or stopping:
-                _save(out, model, optimizer, scheduler, step, rows)
+                _save(out, model, optimizer, scheduler, step, rows, losses)
             if stopping:
                 interrupted = True
                 break
@@ -158,4 +161,4 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
     _plot(out, rows, log)
     if interrupted and out is not None:
         log(f"stopped at step {step}: checkpoint saved in {out}; continue with --resume")
-    return TrainResult(model, config, step, interrupted, rows, time.perf_counter() - started)
+    return TrainResult(model, config, step, interrupted, stop["signal"], rows, time.perf_counter() - started)
