@@ -43,7 +43,8 @@ def main() -> None:
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}
     folder = args.ckpt
     if folder is None:
-        folder = tempfile.mkdtemp(prefix="bbml-reverse-")
+        given = args.train_args
+        folder = given[given.index("--out") + 1] if "--out" in given else tempfile.mkdtemp(prefix="bbml-reverse-")
         command = _bbml() + ["reverse", "train", "--out", folder, *args.train_args]
         print("$", " ".join(command[-len(args.train_args) - 4:]), flush=True)
         start = time.perf_counter()

@@ -1,4 +1,10 @@
 """bare-bones-ml: a deep-learning library written from scratch on NumPy."""
+import os as _os
+
+# Learner-sized matrices are too small for BLAS threads to pay off, and on a busy machine the threads
+# wait on each other: a reversal training step took 10x longer with OpenBLAS's default threads than
+# with one. Set before NumPy loads OpenBLAS; an explicit OPENBLAS_NUM_THREADS from the user wins.
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from .autograd import (Function, Tensor, cat, detect_anomaly, enable_grad, get_default_dtype, is_grad_enabled,
                        no_grad, set_default_dtype, stack, where)
 from .creation import arange, full, ones, rand, randn, zeros

@@ -141,12 +141,14 @@ def test_gradcheck(finite_diff, name):
 
 
 def test_float_mask_tensor_is_not_differentiated_but_accepted():
-    q = Tensor(randn(3, 4), requires_grad=True)
+    q = Tensor(randn(2, 2, 3, 4), requires_grad=True)
     out, weights = F.scaled_dot_product_attention(q, q, q, mask=F.create_causal_mask(3), return_weights=True)
-    np.testing.assert_allclose(np.triu(weights.data[0, 0], 1), 0, atol=1e-30)
+    assert (np.triu(weights.data, 1) < 1e-30).all()
     np.testing.assert_allclose(weights.data.sum(-1), 1, rtol=1e-6)
-    assert out.shape == (1, 1, 3, 4) and out.dtype == np.float32
-    with pytest.raises(ValueError, match=r"mask of shape \(2, 2\) does not broadcast to scores of shape \(3, 3\)"):
+    assert out.shape == (2, 2, 3, 4) and out.dtype == weights.dtype == np.float32
+    out.sum().backward()
+    assert q.grad.shape == q.shape
+    with pytest.raises(ValueError, match=r"mask of shape \(2, 2\) does not broadcast to scores of shape \(2, 2, 3, 3\)"):
         F.scaled_dot_product_attention(q, q, q, mask=np.zeros((2, 2)))
 
 
@@ -188,8 +190,11 @@ def test_extreme_logits_in_float32_too(dtype):
 
 
 def test_bce_clamps_log_at_minus_100_like_torch(torch_parity):
-    torch_parity(F.binary_cross_entropy, TF.binary_cross_entropy, np.array([0.0, 1.0, 0.5]), np.array([1.0, 0.0, 1.0]),
-                 rtol=1e-6)
+    t = np.array([1.0, 0.0, 1.0, 0.0])  # a constant: PyTorch's target gradient is inf at p = 0 or 1
+    out = torch_parity(lambda p: F.binary_cross_entropy(p, t, reduction="none"),
+                       lambda p: TF.binary_cross_entropy(p, torch.from_numpy(t), reduction="none"),
+                       np.array([0.0, 1.0, 0.5, 0.0]))
+    np.testing.assert_array_equal(out[0].data, [100, 100, math.log(2), 0])
 
 
 # ---------------------------------------------------------------- dropout
@@ -326,5 +331,5 @@ def test_gelu_is_accurate_in_the_far_negative_tail():
     y.sum().backward()
     ok = phi > 1e-300
     assert (y.data[ok] < 0).all()  # not rounded to 0 as 1 + erf(x / sqrt 2) would be
-    assert _rel_err(y.data, x * phi)[ok].max() < 1e-13
+    assert _rel_err(y.data, x * phi)[ok].max() < 1e-12  # erfc(y) has condition number ~2 y^2 here
     assert _rel_err(t.grad, phi + x * pdf)[ok].max() < 1e-9  # d/dx x Phi(x) = Phi(x) + x phi(x)

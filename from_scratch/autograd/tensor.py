@@ -83,7 +83,8 @@ class Tensor:
         return Tensor._make(self.data, False)
 
     def astype(self, dtype: Any) -> "Tensor":
-        return Tensor(self.data.astype(dtype), requires_grad=False)
+        """Return a copy converted to ``dtype``, cut from the graph."""
+        return Tensor._make(self.data.astype(dtype), False)
 
     def __len__(self) -> int:
         return len(self.data)
