@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import fused, ops
+from .autograd import fused
 from .autograd.special import Erfc
 from .autograd.tensor import Tensor, get_default_dtype, where
 from .random import get_rng

@@ -138,17 +138,23 @@ def test_train_refuses_to_overwrite_and_resume_keeps_settings(run, tmp_path, cap
     assert main(["reverse", "train", "--out", run, "--resume", "--lr", "0.5"]) == 1
     assert "--lr 0.5 differs" in _error_line(capsys)
     assert main(["reverse", "train", "--out", str(tmp_path), "--resume"]) == 1
+    assert "not a bbml reverse checkpoint" in _error_line(capsys)
+    (tmp_path / "config.json").write_text(open(os.path.join(run, "config.json")).read())
+    assert main(["reverse", "train", "--out", str(tmp_path), "--resume"]) == 1
     assert "no train_state.safetensors" in _error_line(capsys)
 
 
 def test_resume_through_the_cli_extends_a_run(tmp_path, capsys):
     out = str(tmp_path / "run")
-    assert main(["reverse", "train", "--steps", "20", "--out", out, *TINY]) == 0
-    assert main(["reverse", "train", "--steps", "30", "--out", out, "--resume", *TINY]) == 0
+    assert main(["reverse", "train", "--steps", "30", "--out", out, *TINY]) == 0
+    assert main(["reverse", "train", "--steps", "40", "--out", out, "--resume", *TINY]) == 0
     assert "resuming" in capsys.readouterr().out
-    assert load_metadata(os.path.join(out, "train_state.safetensors"))["step"] == "30"
+    assert load_metadata(os.path.join(out, "train_state.safetensors"))["step"] == "40"
     with open(os.path.join(out, "config.json")) as f:
-        assert json.load(f)["config"]["steps"] == 30
+        assert json.load(f)["config"]["steps"] == 40
+    assert main(["reverse", "train", "--steps", "25", "--out", out, "--force", *TINY]) == 0  # starts afresh
+    with open(os.path.join(out, "metrics.csv")) as f:
+        assert [line.split(",")[0] for line in f.read().splitlines()] == ["step", "10", "20", "25"]
 
 
 def test_installed_entry_point_predicts(run):

@@ -115,5 +115,7 @@ class Function:
         return _make_tensor(data, False)
 
 
-# Tensor's fast constructor, set by tensor.py (which imports this module, so it cannot be imported here).
-_make_tensor: Callable[[np.ndarray, bool], "Tensor"]
+def _make_tensor(data: np.ndarray, requires_grad: bool) -> "Tensor":
+    """Tensor's fast constructor: tensor.py replaces this with ``Tensor._make`` (it imports this module, so this
+    module cannot import it; a local import in ``apply`` would cost a microsecond per op)."""
+    raise ImportError("from_scratch.autograd.tensor was never imported")

@@ -30,7 +30,7 @@ from ...serialization import atomic_write, load, load_metadata, save
 from .data import TokenLayout
 
 __all__ = ["ReverseConfig", "build_model", "write_config", "read_config", "load_model", "save_train_state",
-           "load_train_state", "write_metrics", "read_metrics", "has_train_state"]
+           "load_train_state", "write_metrics", "read_metrics", "has_train_state", "clear_run"]
 
 TASK = "reverse"
 CONFIG, MODEL, STATE, METRICS, PLOT = ("config.json", "model.safetensors", "train_state.safetensors",
@@ -150,6 +150,14 @@ def load_model(folder: str) -> tuple[Transformer, ReverseConfig]:
 
 def has_train_state(folder: str) -> bool:
     return os.path.isfile(os.path.join(folder, STATE))
+
+
+def clear_run(folder: str) -> None:
+    """Remove a previous run's files, so a fresh run in the same folder never mixes with stale ones."""
+    for name in (STATE, MODEL, METRICS, PLOT, CONFIG):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            os.remove(path)
 
 
 # ---------------------------------------------------------------- resumable state

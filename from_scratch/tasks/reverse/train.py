@@ -19,7 +19,7 @@ import numpy as np
 
 from ... import functional as F
 from ...optim import Adam, WarmupCosineLR, clip_grad_norm_
-from .checkpoint import (PLOT, ReverseConfig, build_model, has_train_state, load_train_state,
+from .checkpoint import (PLOT, ReverseConfig, build_model, clear_run, has_train_state, load_train_state,
                          read_config, read_metrics, save_train_state, write_config, write_metrics)
 from .data import PAD, batch_for_step
 from .evaluate import evaluate, heldout_sequences
@@ -109,6 +109,8 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
         log(f"resuming {out} at step {step} of {config.steps}")
     if out is not None:
         os.makedirs(out, exist_ok=True)
+        if not resume:
+            clear_run(out)
         write_config(out, config)
     layout = config.layout
     eval_set = heldout_sequences(config.seed, config.eval_size, config.min_len, config.max_len, layout)
