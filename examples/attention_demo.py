@@ -1,4 +1,4 @@
-"""Attention: scaled dot-product attention on a toy key/value set, a multi-head shape walk-through, and a learned lookup.
+"""Attention: dot-product attention on toy keys and values, a multi-head shape walk-through, a learned lookup.
 
     python examples/attention_demo.py             # writes runs/attention_demo/attention.png
 
@@ -27,13 +27,13 @@ def toy_lookup() -> np.ndarray:
     """Part 1: one query against four keys; return the attention weights of three queries."""
     words = ["cat", "dog", "car", "bus"]
     # Keys: animals point one way, vehicles another; the values are just the words' numbers 0..3.
-    keys = fs.Tensor([[1.0, 0.2, 0.0], [0.9, 0.0, 0.3], [0.0, 1.0, 0.1], [0.1, 0.9, 0.0]])
+    keys = fs.Tensor([[2.0, 0.4, 0.0, 0.0], [1.6, 0.0, 1.2, 0.0], [0.0, 2.0, 0.0, 0.4], [0.2, 1.8, 0.0, 0.0]])
     values = fs.Tensor(np.eye(4))
-    queries = fs.Tensor([[1.0, 0.1, 0.0],        # something like "cat"
-                         [0.0, 1.0, 0.0],        # something like a vehicle
-                         [3.0, 0.3, 0.0]])       # "cat" again, three times louder: sharper weights
+    queries = fs.Tensor([[1.6, 0.2, 0.0, 0.0],   # something like "cat"
+                         [0.0, 1.6, 0.0, 0.0],   # something like a vehicle
+                         [4.8, 0.6, 0.0, 0.0]])  # "cat" again, three times louder: sharper weights
     out, weights = F.scaled_dot_product_attention(queries, keys, values, return_weights=True)
-    print("Part 1: softmax(q k^T / sqrt(3)) v with one-hot values, so the output is the weights")
+    print("Part 1: softmax(q k^T / sqrt(4)) v with one-hot values, so the output is the weights")
     print("  query            " + "".join(f"{w:>7}" for w in words))
     for name, row in zip(["cat-like", "vehicle-like", "3 x cat-like"], weights.numpy()):
         print(f"  {name:<16} " + "".join(f"{w:7.3f}" for w in row))
@@ -134,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax1.imshow(toy_weights, cmap="viridis", vmin=0, vmax=1)
+    for (i, j), w in np.ndenumerate(toy_weights):
+        ax1.text(j, i, f"{w:.2f}", ha="center", va="center", color="white" if w < 0.5 else "black")
     ax1.set(xticks=range(4), xticklabels=["cat", "dog", "car", "bus"], yticks=range(3),
             yticklabels=["cat-like", "vehicle-like", "3 x cat-like"], title="toy attention weights")
     show = 8

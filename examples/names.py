@@ -77,8 +77,9 @@ class RecurrentLM(nn.Module):
 
 
 class TransformerLM(nn.Module):
-    """A decoder-only (GPT-style) Transformer: token + learned position embeddings, pre-norm self-attention
-    layers under a causal mask so position t sees only positions <= t, then logits.
+    """A decoder-only (GPT-style) Transformer: causal self-attention, so position t sees only positions <= t.
+
+    Token and learned position embeddings, pre-norm layers, a final LayerNorm, then logits.
 
     Shape: ids (B, T) -> logits (B, T, VOCAB).
     """

@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--n-eval", type=int, default=2000, help="held-out sequences to score")
     args = parser.parse_args(argv)
     out_dir = setup(args)
-    steps, max_len = (150, 6) if args.quick else (args.steps, args.max_len)
+    steps, max_len, n_eval = (150, 6, 500) if args.quick else (args.steps, args.max_len, args.n_eval)
     layout = TokenLayout(vocab_size=20)
 
     # 1. Data: a batch pads every sequence to the longest; the masks hide the padding (and the future).
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     plot_attention(model, np.array(example), layout, str(out_dir / "attention.png"))
 
     # 5. Held-out evaluation: sequences from a generator stream no training batch used.
-    result = evaluate(model, heldout_sequences(args.seed, args.n_eval, 1, max_len, layout), layout)
+    result = evaluate(model, heldout_sequences(args.seed, n_eval, 1, max_len, layout), layout)
     print(format_table(result))
     print(f"held-out exact match: {result['exact_match']:.2%}, token accuracy {result['token_accuracy']:.2%} "
           f"(guessing: {1 / (layout.vocab_size - 1):.1%} per token), trained {steps} steps in {seconds:.0f} s")

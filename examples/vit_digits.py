@@ -32,7 +32,7 @@ class ViT(nn.Module):
     """Shape: images (B, S, S) -> logits (B, num_classes)."""
 
     def __init__(self, image_size: int = 8, patch_size: int = 2, hidden_size: int = 64, num_layers: int = 2,
-                 num_heads: int = 4, ff_size: int = 128, dropout: float = 0.1, num_classes: int = 10):
+                 num_heads: int = 4, ff_size: int = 128, dropout: float = 0.0, num_classes: int = 10):
         super().__init__()
         self.patch_size = patch_size
         num_patches = (image_size // patch_size) ** 2
@@ -92,12 +92,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--weight-decay", type=float, default=0.05)
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--patch-size", type=int, default=2, choices=[1, 2, 4, 8])
+    parser.add_argument("--dropout", type=float, default=0.0)
     args = parser.parse_args(argv)
     out_dir = setup(args)
-    epochs = 4 if args.quick else args.epochs
+    epochs = 10 if args.quick else args.epochs
     x_train, x_test, y_train, y_test = load_data()
 
-    model = ViT(hidden_size=args.hidden_size, num_layers=args.layers, ff_size=2 * args.hidden_size)
+    model = ViT(patch_size=args.patch_size, hidden_size=args.hidden_size, num_layers=args.layers,
+                ff_size=2 * args.hidden_size, dropout=args.dropout)
     optimizer = AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
     total = epochs * steps_per_epoch

@@ -19,7 +19,7 @@ __all__ = ["relu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "create_padding_mask",
            "create_causal_mask", "where"]
 
-MASK_VALUE = -1e9  # the tutorials' additive mask value for hidden positions
+MASK_VALUE = fused.MASK_VALUE  # the tutorials' additive mask value for hidden positions
 
 
 # ---------------------------------------------------------------- activations
@@ -71,15 +71,14 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, with ``weight`` of shape (out_features, in_features)."""
-    if x.shape[-1] != weight.shape[-1]:
-        raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1]} features, "
-                         f"weight of shape {weight.shape} expects {weight.shape[-1]}")
-    out = x @ weight.T
-    return out + bias if bias is not None else out
+    if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 'no'} features, "
+                         f"weight of shape {weight.shape} expects {weight.shape[-1] if weight.ndim else '?'}")
+    return fused.Linear.apply(x, weight) if bias is None else fused.Linear.apply(x, weight, bias)
 
 
-def embedding(ids: Any, weight: Tensor) -> Tensor:
-    """Look up rows of ``weight``; repeated ids get their gradients summed."""
+def embedding(ids: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Look up rows of ``weight``; repeated ids get their gradients summed, ``padding_idx``'s row none."""
     ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
@@ -87,7 +86,7 @@ def embedding(ids: Any, weight: Tensor) -> Tensor:
     if ids.size and (ids.min() < 0 or ids.max() >= n):
         bad = ids.min() if ids.min() < 0 else ids.max()
         raise IndexError(f"embedding: id {bad} is outside the table of {n} rows [0, {n})")
-    return weight[ids]
+    return fused.Embedding.apply(weight, ids=ids, padding_idx=padding_idx)
 
 
 def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5,
@@ -110,21 +109,28 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = No
     or boolean (True where allowed, like PyTorch); it must broadcast to the scores
     ``(..., T_q, T_k)``. With ``return_weights`` the attention weights come back too.
     """
-    scores = (q @ k.swapaxes(-2, -1)) * (1 / math.sqrt(q.shape[-1]))
+    if min(q.ndim, k.ndim, v.ndim) < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"attention: queries {q.shape}, keys {k.shape} and values {v.shape} need (..., T, d) "
+                         f"shapes with the same d for queries and keys and the same T for keys and values")
+    try:
+        scores_shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
+    except ValueError:
+        raise ValueError(f"attention: the batch axes of queries {q.shape} and keys {k.shape} cannot broadcast") from None
+    inputs, constant = [q, k], None
     if mask is not None:
         m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
         try:
-            fits = np.broadcast_shapes(m.shape, scores.shape) == scores.shape
+            fits = np.broadcast_shapes(m.shape, scores_shape) == scores_shape
         except ValueError:
             fits = False
         if not fits:
             raise ValueError(f"attention: mask of shape {m.shape} does not broadcast to "
-                             f"scores of shape {scores.shape}")
-        if m.dtype == bool:
-            scores = scores.masked_fill(~m, MASK_VALUE)
-        else:  # a constant mask takes the scores' dtype (no silent float64 upcast)
-            scores = scores + (mask if getattr(mask, "requires_grad", False) else scores._lift(m))
-    weights = softmax(scores, axis=-1)
+                             f"scores of shape {scores_shape}")
+        if getattr(mask, "requires_grad", False) and m.dtype != bool:
+            inputs.append(mask)
+        else:  # a constant, added in the scores' dtype (no silent float64 upcast)
+            constant = m
+    weights = fused.AttentionWeights.apply(*inputs, mask=constant, scale=1 / math.sqrt(q.shape[-1]))
     out = dropout(weights, dropout_p, training) @ v
     return (out, weights) if return_weights else out
 

@@ -128,7 +128,6 @@ class TorchReference(torch.nn.Module):
 
     def __init__(self, vocab, hidden, layers, heads, ff, norm_first, pe):
         super().__init__()
-        self.hidden = hidden
         self.token_embedding = torch.nn.Embedding(vocab, hidden, dtype=torch.float64)
         self.register_buffer("pe", torch.tensor(pe))
         with warnings.catch_warnings():  # nested-tensor notice for norm_first
@@ -138,7 +137,7 @@ class TorchReference(torch.nn.Module):
         self.final_linear = torch.nn.Linear(hidden, vocab, dtype=torch.float64)
 
     def embed(self, ids):
-        return self.token_embedding(ids) * math.sqrt(self.hidden) + self.pe[:ids.shape[1]]
+        return self.token_embedding(ids) + self.pe[:ids.shape[1]]
 
     def forward(self, src, tgt, src_pad):
         causal = torch.nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], dtype=torch.float64)

@@ -83,10 +83,9 @@ class Function:
     """Base class of a differentiable op: subclass it with ``forward`` and ``backward``."""
 
     released = False  # set once backward has run and the saved arrays are freed
-
-    def __init__(self, *parents: "Tensor"):
-        self.parents = parents
-        self.needs_input_grad = tuple([p.requires_grad for p in parents])  # a list is faster than a generator
+    # Set by ``apply`` (which skips ``__init__``): the input tensors, and which of them need a gradient.
+    parents: tuple
+    needs_input_grad: tuple
 
     def forward(self, *args: Any, **kwargs: Any) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__}.forward")
@@ -102,20 +101,24 @@ class Function:
     @classmethod
     def apply(cls, *tensors: "Tensor", **kwargs: Any) -> "Tensor":
         """Run ``forward`` on the tensors' arrays and record the op if any input needs grad."""
-        ctx = cls(*tensors)
+        # The hot path of every op: a few microseconds of Python, so it avoids every needless call.
+        ctx = object.__new__(cls)
+        ctx.parents = tensors
+        ctx.needs_input_grad = needs = tuple([t.requires_grad for t in tensors])  # a list beats a generator
         data = ctx.forward(*[t.data for t in tensors], **kwargs)
         if type(data) is not np.ndarray:  # NumPy returns scalars, not 0-d arrays, from full reductions
             data = np.asarray(data)
         if _GradMode.anomaly:
             _check_finite(cls.__name__, "forward", data)
-        if _GradMode.enabled and True in ctx.needs_input_grad:
-            out = _make_tensor(data, True)
-            out._ctx = ctx
-            return out
-        return _make_tensor(data, False)
+        out = object.__new__(_tensor_class)
+        out.data, out.grad = data, None
+        if _GradMode.enabled and True in needs:
+            out.requires_grad, out._ctx = True, ctx
+        else:
+            out.requires_grad, out._ctx = False, None
+        return out
 
 
-def _make_tensor(data: np.ndarray, requires_grad: bool) -> "Tensor":
-    """Tensor's fast constructor: tensor.py replaces this with ``Tensor._make`` (it imports this module, so this
-    module cannot import it; a local import in ``apply`` would cost a microsecond per op)."""
-    raise ImportError("from_scratch.autograd.tensor was never imported")
+# Tensor itself: tensor.py sets this (it imports this module, so this module cannot import it;
+# a local import in ``apply`` would cost a microsecond per op).
+_tensor_class: Any = None

@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from .function import Function
+from .ops import unbroadcast
+
+MASK_VALUE = -1e9  # the tutorials' additive mask value for hidden positions
 
 
 class Softmax(Function):
@@ -143,3 +146,95 @@ class BCEWithLogits(Function):
         scale = g / self.x.size if self.reduction == "mean" else g
         return ((sig - self.t) * scale,
                 -self.x * scale if self.needs_input_grad[1] else None)
+
+
+class Linear(Function):
+    """x @ W^T + b over any leading axes, folded into one 2-D matrix product.
+
+    Composed, this is three nodes (transpose, a batched matmul that calls BLAS once per leading
+    index, add); folded it is one BLAS call each way, 5x faster at the tutorial's sizes.
+    """
+
+    def forward(self, x, weight, bias=None):
+        self.shape, self.weight = x.shape, weight
+        self.x = x.reshape(-1, x.shape[-1])  # a view when x is contiguous
+        out = self.x @ weight.T
+        if bias is not None:
+            out += bias
+        return out.reshape(x.shape[:-1] + weight.shape[:1])
+
+    def backward(self, g):
+        needs = self.needs_input_grad
+        g = g.reshape(-1, g.shape[-1])
+        dx = (g @ self.weight).reshape(self.shape) if needs[0] else None  # dL/dx = g W
+        dw = g.T @ self.x if needs[1] else None  # dL/dW = g^T x, summed over every leading index at once
+        db = g.sum(axis=0) if len(needs) > 2 and needs[2] else None
+        return dx, dw, db
+
+
+class Embedding(Function):
+    """Rows ``weight[ids]``; the backward sums the gradients of repeated ids without ``np.add.at``."""
+
+    def forward(self, weight, ids=None, padding_idx=None):
+        self.ids, self.num, self.padding_idx = ids.reshape(-1), weight.shape[0], padding_idx
+        return weight[ids]
+
+    def backward(self, g):
+        ids, n = self.ids, self.num
+        g = g.reshape(len(ids), -1)
+        if n <= 512:  # a small table: one-hot(ids)^T @ g is one BLAS call
+            onehot = np.zeros((len(ids), n), g.dtype)
+            onehot[np.arange(len(ids)), ids] = 1
+            grad = onehot.T @ g
+        else:  # sort the ids, then add up each run of equal ids in one call
+            order = np.argsort(ids, kind="stable")
+            sorted_ids = ids[order]
+            starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
+            grad = np.zeros((n, g.shape[1]), g.dtype)
+            grad[sorted_ids[starts]] = np.add.reduceat(g[order], starts, axis=0)
+        if self.padding_idx is not None:
+            grad[self.padding_idx] = 0  # the padding row never learns (PyTorch's rule)
+        return grad.reshape((n,) + g.shape[1:] if g.ndim > 1 else (n,))
+
+
+class AttentionWeights(Function):
+    """softmax(q k^T * scale + mask) over the keys: attention's weights in one node.
+
+    Composed, this is five nodes (transpose, matmul, scale, mask, softmax) with a temporary each;
+    here the scores are scaled, masked and normalised in place. A constant ``mask`` (additive, or
+    boolean True where allowed) is a keyword; an additive mask that needs a gradient is a third input.
+    """
+
+    def forward(self, q, k, mask_tensor=None, mask=None, scale=1.0):
+        self.q, self.k, self.scale, self.hidden = q, k, q.dtype.type(scale), None
+        mask = mask_tensor if mask is None else mask
+        scores = q @ k.swapaxes(-1, -2)
+        scores *= self.scale
+        if mask is not None and mask.dtype == bool:
+            self.hidden = ~mask
+            np.copyto(scores, MASK_VALUE, where=self.hidden)
+        elif mask is not None:
+            scores += mask
+        scores -= scores.max(axis=-1, keepdims=True)  # softmax, in place: exp(s - max) / sum
+        self.out = w = np.exp(scores, out=scores)
+        w /= w.sum(axis=-1, keepdims=True)
+        return w
+
+    def backward(self, g):
+        # d softmax: s * (g - sum(g * s)), then through scores = q k^T * scale (+ mask)
+        w, needs = self.out, self.needs_input_grad
+        ds = g * w
+        ds -= w * ds.sum(axis=-1, keepdims=True)
+        if self.hidden is not None:  # a boolean mask replaced those scores by a constant
+            np.copyto(ds, 0, where=self.hidden)
+        dmask = unbroadcast(ds, self.parents[2].shape) if len(needs) > 2 and needs[2] else None
+        dq = dk = None
+        if needs[0]:
+            dq = ds @ self.k
+            dq *= self.scale
+            dq = unbroadcast(dq, self.q.shape)
+        if needs[1]:
+            dk = ds.swapaxes(-1, -2) @ self.q
+            dk *= self.scale
+            dk = unbroadcast(dk, self.k.shape)
+        return (dq, dk) if len(needs) == 2 else (dq, dk, dmask)

@@ -128,14 +128,18 @@ class Tensor:
         if self._ctx is None:
             self._accumulate(grad)
             return
-        grads = {id(self): grad}
+        anomaly = _GradMode.anomaly
+        grads = {self: grad}  # pending gradient of each non-leaf (Tensors hash by identity)
+        owned = set()  # the tensors whose pending gradient is a sum made here, safe to add into in place
         for node in reversed(_topological_order(self)):
-            g = grads.pop(id(node))
+            g = grads.pop(node, None)
+            if g is None:  # every consumer returned None for it
+                continue
             ctx = node._ctx
             in_grads = ctx.backward(g)
-            if not isinstance(in_grads, tuple):
+            if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
-            if _GradMode.anomaly:
+            if anomaly:
                 _check_finite(type(ctx).__name__, "backward", *in_grads)
             for parent, pg in zip(ctx.parents, in_grads):
                 if pg is None or not parent.requires_grad:
@@ -145,9 +149,13 @@ class Tensor:
                                        f"{pg.shape} for an input of shape {parent.data.shape}")
                 if parent._ctx is None:
                     parent._accumulate(pg)
+                elif parent not in grads:
+                    grads[parent] = pg  # maybe a view shared with another input: never written into
+                elif parent in owned:
+                    grads[parent] += pg
                 else:
-                    key = id(parent)
-                    grads[key] = pg if key not in grads else grads[key] + pg
+                    grads[parent] = grads[parent] + pg
+                    owned.add(parent)
             if not retain_graph:
                 ctx.release()
 
@@ -312,7 +320,7 @@ class Tensor:
         return stack(tensors, axis)
 
 
-function._make_tensor = Tensor._make
+function._tensor_class = Tensor
 
 
 def _raw(x: Any) -> Any:
@@ -349,24 +357,27 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
-    """Return graph nodes parents-first, walking with an explicit stack (no recursion limit)."""
+    """Return the graph's non-leaf nodes parents-first: a depth-first walk with an explicit stack
+    of (node, iterator over its parents), so deep graphs need no recursion."""
     order: list[Tensor] = []
-    visited: set[int] = set()
-    stack_: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack_:
-        node, done = stack_.pop()
-        if done:
+    visited = {root}
+    stack = [(root, iter(_parents_of(root)))]
+    while stack:
+        node, parents = stack[-1]
+        for p in parents:
+            if p._ctx is not None and p.requires_grad and p not in visited:
+                visited.add(p)
+                stack.append((p, iter(_parents_of(p))))
+                break
+        else:  # all parents are placed: the node follows them
+            stack.pop()
             order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        ctx = node._ctx
-        if ctx.released:
-            raise RuntimeError("backward: trying to back-propagate through a graph a second time; "
-                               "its saved arrays were freed (use backward(retain_graph=True) the first time)")
-        stack_.append((node, True))
-        for p in ctx.parents:
-            if p.requires_grad and p._ctx is not None and id(p) not in visited:
-                stack_.append((p, False))
     return order
+
+
+def _parents_of(node: Tensor) -> tuple:
+    ctx = node._ctx
+    if ctx.released:
+        raise RuntimeError("backward: trying to back-propagate through a graph a second time; "
+                           "its saved arrays were freed (use backward(retain_graph=True) the first time)")
+    return ctx.parents

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..autograd.tensor import Tensor, get_default_dtype, where
+from ..autograd.tensor import Tensor, get_default_dtype
 from . import init
 from .module import Module, Parameter
 
@@ -34,12 +34,7 @@ class Embedding(Module):
             self.weight.data[self.padding_idx] = 0
 
     def forward(self, ids: Any) -> Tensor:
-        out = F.embedding(ids, self.weight)
-        if self.padding_idx is not None and self.weight.requires_grad and out.requires_grad:
-            # The padding row never receives gradient (PyTorch's padding_idx rule).
-            keep = np.asarray(getattr(ids, "data", ids)) != self.padding_idx
-            out = where(keep[..., None], out, out.detach())
-        return out
+        return F.embedding(ids, self.weight, self.padding_idx)
 
     def extra_repr(self) -> str:
         pad = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""

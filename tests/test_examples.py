@@ -1,0 +1,129 @@
+"""Every example runs with --quick and beats a trivial baseline; each is one independent test (pytest -n 2)."""
+from __future__ import annotations
+
+import importlib.util
+import math
+import string
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SCRIPTS = sorted(p.stem for p in EXAMPLES.glob("*.py") if not p.stem.startswith("_"))
+if str(EXAMPLES) not in sys.path:
+    sys.path.append(str(EXAMPLES))  # for `from _common import ...`; appended, so it shadows no package
+
+
+def load(name: str) -> ModuleType:
+    """Import examples/<name>.py under a private module name (examples/names.py must not shadow `names`)."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(name: str, tmp_path: Path, *args: str) -> dict:
+    with threadpool_limits(limits=None):  # the examples use one BLAS thread; give the other tests theirs back
+        return load(name).main(["--quick", "--out", str(tmp_path), *args])
+
+
+def test_every_example_is_tested():
+    assert SCRIPTS == ["attention_demo", "autograd_basics", "breast_cancer_mlp", "mlp_regression", "names",
+                       "reverse_transformer", "vit_digits"]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_and_default_output_folder(name, capsys):
+    module = load(name)
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert f"examples/{name}.py" in text and "--quick" in text and "--out" in text
+    assert f"runs/{name}" in text  # figures go to runs/<example>/ unless --out says otherwise
+
+
+def test_autograd_basics(tmp_path):
+    result = run("autograd_basics", tmp_path)
+    assert result["max_error"] < 1e-6  # autograd equals central differences in float64
+    dot = (tmp_path / "graph.dot").read_text()
+    assert dot == result["dot"]
+    for op in ("MatMul", "Add", "Tanh", "Sub", "Pow", "Sum"):
+        assert f'label="{op}"' in dot
+    assert "W\\n(3, 2) float64\\nrequires_grad" in dot
+
+
+def test_mlp_regression(tmp_path):
+    result = run("mlp_regression", tmp_path)
+    assert result["test_mse"] < 0.2 * result["baseline_mse"]  # far better than predicting the mean
+    assert (tmp_path / "fit.png").stat().st_size > 0
+
+
+def test_mlp_regression_is_reproducible(tmp_path):
+    first = run("mlp_regression", tmp_path)["test_mse"]
+    assert run("mlp_regression", tmp_path)["test_mse"] == first
+    assert run("mlp_regression", tmp_path, "--seed", "1")["test_mse"] != first
+
+
+def test_breast_cancer_mlp(tmp_path):
+    result = run("breast_cancer_mlp", tmp_path)
+    assert result["accuracy"] > result["majority"] + 0.2  # majority class: 62.3%
+    assert result["confusion"].sum() == 114 and result["confusion"].shape == (2, 2)
+    assert (tmp_path / "breast_cancer.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm", "transformer"])
+def test_names(model, tmp_path):
+    result = run("names", tmp_path, "--model", model)
+    assert result["uniform"] == pytest.approx(math.log(27))
+    assert result["val_loss"] < result["uniform"] - 0.4  # well below a uniform guess over 27 symbols
+    assert len(result["samples"]) == 12
+    assert all(set(s) <= set(string.ascii_lowercase) and len(s) < 16 for s in result["samples"])
+    assert (tmp_path / f"loss_{model}.png").stat().st_size > 0
+
+
+def test_names_data_and_encoding():
+    names = load("names")
+    data = names.load_names()
+    assert len(data) > 5000 and "mary" in data and "james" in data and data == sorted(set(data))
+    inputs, targets = names.encode(["ann", "bo"])
+    dot, pad = names.DOT, names.PAD
+    a, n, b, o = (1 + names.CHARS.index(c) for c in "anbo")
+    np.testing.assert_array_equal(inputs, [[dot, a, n, n], [dot, b, o, pad]])
+    np.testing.assert_array_equal(targets, [[a, n, n, dot], [b, o, dot, pad]])
+
+
+def test_attention_demo(tmp_path):
+    result = run("attention_demo", tmp_path)
+    assert result["walkthrough_gap"] < 1e-5  # the by-hand steps equal MultiHeadAttention
+    assert result["accuracy"] > 0.8 > 10 * result["chance"]
+    assert result["on_target"] > 0.5  # the learned weights point at the matching key (uniform: 1/8)
+    assert (tmp_path / "attention.png").stat().st_size > 0
+
+
+def test_vit_digits(tmp_path):
+    result = run("vit_digits", tmp_path)
+    assert result["accuracy"] > result["majority"] + 0.4  # majority class: 10.3%
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_vit_patches_are_the_image_tiles():
+    vit = load("vit_digits").ViT()
+    from from_scratch import Tensor
+    image = np.arange(64, dtype=np.float32).reshape(1, 8, 8)
+    patches = vit.patchify(Tensor(image)).numpy()
+    assert patches.shape == (1, 16, 4)
+    np.testing.assert_array_equal(patches[0, 0], [0, 1, 8, 9])     # top-left 2x2 tile
+    np.testing.assert_array_equal(patches[0, 5], [18, 19, 26, 27])  # second tile row, second column
+
+
+def test_reverse_transformer(tmp_path):
+    result = run("reverse_transformer", tmp_path)
+    assert result["plain_equals_cached"]
+    assert result["token_accuracy"] > 5 * result["chance_token_accuracy"]
+    assert result["exact_match"] > 0.3  # lengths 1..6: guessing gets almost none exactly right
+    assert (tmp_path / "attention.png").stat().st_size > 0
