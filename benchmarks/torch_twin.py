@@ -1,11 +1,10 @@
 """The PyTorch twin of ``from_scratch.nn.Transformer``, for side-by-side benchmarks (torch is a test extra).
 
-``TorchTransformer`` is ``torch.nn.Transformer`` plus the tutorial's shared token embedding (scaled by
-sqrt(H)), sinusoidal positional table and output layer; ``copy_into_torch`` gives it our weights.
+``TorchTransformer`` is ``torch.nn.Transformer`` plus the tutorial's shared token embedding, sinusoidal
+positional table and output layer; ``twin_of`` builds one with our model's weights.
 """
 from __future__ import annotations
 
-import math
 import re
 import warnings
 
@@ -30,7 +29,6 @@ class TorchTransformer(torch.nn.Module):
     def __init__(self, vocab: int, hidden: int, layers: int, heads: int, ff: int, norm_first: bool,
                  pe: np.ndarray, dtype: torch.dtype = torch.float32):
         super().__init__()
-        self.hidden = hidden
         self.token_embedding = torch.nn.Embedding(vocab, hidden, dtype=dtype)
         self.register_buffer("pe", torch.tensor(pe, dtype=dtype))
         with warnings.catch_warnings():  # nested-tensor notice for norm_first
@@ -40,7 +38,7 @@ class TorchTransformer(torch.nn.Module):
         self.final_linear = torch.nn.Linear(hidden, vocab, dtype=dtype)
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.token_embedding(ids) * math.sqrt(self.hidden) + self.pe[:ids.shape[1]]
+        return self.token_embedding(ids) + self.pe[:ids.shape[1]]
 
     def encode(self, src: torch.Tensor, src_pad: torch.Tensor) -> torch.Tensor:
         return self.transformer.encoder(self.embed(src), src_key_padding_mask=src_pad)

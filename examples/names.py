@@ -29,7 +29,7 @@ from from_scratch.random import get_rng
 PAD, DOT = 0, 1                       # token ids: padding, the start/end dot, then a..z
 CHARS = "." + string.ascii_lowercase  # DOT + letters: the 27 symbols a model can predict
 VOCAB = 1 + len(CHARS)
-MAX_LEN = 16                          # longest name + 1 for the dot
+MAX_LEN = 16                          # positions: the longest census name has 11 letters + the dot
 
 
 def load_names() -> list[str]:
@@ -131,8 +131,8 @@ def sample(model: nn.Module, n: int, temperature: float) -> list[str]:
         # Re-reading the whole prefix each step keeps this short; names are at most 15 characters.
         probs = F.softmax(model(seqs)[:, -1] * (1 / temperature)).numpy().astype(np.float64)
         probs[:, PAD] = 0
-        probs /= probs.sum(axis=1, keepdims=True)
-        nxt = np.array([rng.choice(VOCAB, p=p) for p in probs])
+        cdf = probs.cumsum(axis=1)  # inverse-CDF sampling, one uniform draw per row
+        nxt = (cdf > rng.random((n, 1)) * cdf[:, -1:]).argmax(axis=1)
         nxt[done] = PAD
         done |= nxt == DOT
         seqs = np.concatenate([seqs, nxt[:, None]], axis=1)
@@ -173,11 +173,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     history = []
     bar = tqdm(range(epochs), desc=args.model)
     lengths = np.array([len(name) for name in train])
-    for epoch in bar:
+    for _ in bar:
         rng = get_rng()
         # Batch names of similar length together (sorted by length plus noise, so batches still vary
-        # from epoch to epoch), then visit the batches in random order: about half the padding and
-        # compute of random batches, where the longest name sets every row's length.
+        # from epoch to epoch), then visit the batches in random order. In a random batch the longest
+        # name sets every row's length; here little padding is left to compute on.
         order = np.argsort(lengths + rng.uniform(0, 3, len(train)), kind="stable")
         batches = [order[i:i + args.batch_size] for i in range(0, len(order), args.batch_size)]
         total, count = 0.0, 0

@@ -249,9 +249,10 @@ def test_decode_step_checks_its_inputs():
 
 # ---------------------------------------------------------------- the tutorial's program, in short form
 
-# 300 steps take about 10 s; by then the loss has fallen from ~4 to 0.2-0.4 and greedy decoding gets
-# ~80% of tokens right (seeds 0-3); chance is 1/18. (3,000 steps, as the issue asks, reach loss < 0.01.)
-STEPS, LOSS_BOUND, ACCURACY_BOUND = 300, 0.6, 0.6
+# 300 steps take about 10 s. For seeds 0-3 the loss falls from ~4 to 0.007-0.015 by then and greedy
+# decoding reverses every test sequence (at step 200 the loss is still 0.7-2.1; chance accuracy is 1/18).
+# The issue's full program, 3,000 steps, ends far below its bar of 0.01.
+STEPS, LOSS_BOUND, ACCURACY_BOUND = 300, 0.1, 0.9
 
 
 def test_tutorial_reversal_program_learns():

@@ -8,6 +8,8 @@ exactly like the primitives.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .function import Function
@@ -83,28 +85,40 @@ class LayerNorm(Function):
     """Normalise over the trailing ``ndim`` axes, then scale and shift."""
 
     def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
-        self.axes = tuple(range(x.ndim - ndim, x.ndim))
-        mu = x.mean(axis=self.axes, keepdims=True)
-        xc = x - mu
-        var = (xc * xc).mean(axis=self.axes, keepdims=True)
-        self.rstd = 1.0 / np.sqrt(var + np.asarray(eps, dtype=x.dtype))
-        self.xhat = xc * self.rstd
-        self.weight = weight
-        out = self.xhat * weight if weight is not None else self.xhat
-        return out + bias if bias is not None else out
+        # Work on a (rows, features) view: every reduction is then one call along the last axis.
+        self.shape, self.weight = x.shape, weight
+        x = x.reshape(-1, math.prod(x.shape[x.ndim - ndim:]))
+        inv_n = x.dtype.type(1 / max(x.shape[1], 1))
+        xc = x - np.add.reduce(x, axis=1, keepdims=True) * inv_n
+        var = np.einsum("ij,ij->i", xc, xc)[:, None] * inv_n  # mean of squares, without a squared temporary
+        var += x.dtype.type(eps)
+        self.rstd = rstd = np.sqrt(var, out=var)
+        np.divide(1, rstd, out=rstd)
+        self.xhat = xhat = np.multiply(xc, rstd, out=xc)
+        if weight is None:
+            return xhat.reshape(self.shape)
+        out = xhat * weight.reshape(-1)
+        if bias is not None:
+            out += bias.reshape(-1)
+        return out.reshape(self.shape)
 
     def backward(self, g):
-        lead = tuple(range(g.ndim - len(self.axes)))
-        dw = (g * self.xhat).sum(axis=lead) if self.needs_input_grad[1:2] == (True,) else None
-        db = g.sum(axis=lead) if len(self.needs_input_grad) > 2 and self.needs_input_grad[2] else None
+        needs, xhat, w = self.needs_input_grad, self.xhat, self.weight
+        g = g.reshape(xhat.shape)
+        dw = np.einsum("ij,ij->j", g, xhat).reshape(w.shape) if len(needs) > 1 and needs[1] else None
+        db = np.add.reduce(g, axis=0).reshape(w.shape) if len(needs) > 2 and needs[2] else None
         dx = None
-        if self.needs_input_grad[0]:
+        if needs[0]:
             # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-            dxhat = g * self.weight if self.weight is not None else g
-            m1 = dxhat.mean(axis=self.axes, keepdims=True)
-            m2 = (dxhat * self.xhat).mean(axis=self.axes, keepdims=True)
-            dx = self.rstd * (dxhat - m1 - self.xhat * m2)
-        return (dx, dw, db)[:len(self.needs_input_grad)]
+            dxhat = g * w.reshape(-1) if w is not None else g.copy()
+            inv_n = dxhat.dtype.type(1 / max(xhat.shape[1], 1))
+            m1 = np.add.reduce(dxhat, axis=1, keepdims=True) * inv_n
+            m2 = np.einsum("ij,ij->i", dxhat, xhat)[:, None] * inv_n
+            dxhat -= m1
+            dxhat -= xhat * m2
+            dxhat *= self.rstd
+            dx = dxhat.reshape(self.shape)
+        return (dx, dw, db)[:len(needs)]
 
 
 class BinaryCrossEntropy(Function):
