@@ -18,13 +18,14 @@ import numpy as np
 from .tasks.reverse import (ReverseConfig, evaluate, format_table, heldout_sequences, load_model, parse_tokens,
                             predict, train)
 from .tasks.reverse.checkpoint import has_train_state, read_config
+from .tasks.reverse.data import LENGTH_SAMPLING
 
 __all__ = ["main", "build_parser"]
 
 _DEFAULTS = ReverseConfig()
 # train flag -> ReverseConfig field
 _TRAIN_FLAGS = {"steps": "steps", "batch_size": "batch_size", "lr": "lr", "warmup": "warmup",
-                "min_len": "min_len", "max_len": "max_len", "vocab_size": "vocab_size",
+                "min_len": "min_len", "max_len": "max_len", "length_sampling": "length_sampling", "vocab_size": "vocab_size",
                 "hidden_size": "hidden_size", "layers": "num_layers", "heads": "num_heads", "ff_size": "ff_size",
                 "dropout": "dropout", "norm_first": "norm_first", "label_smoothing": "label_smoothing",
                 "seed": "seed", "eval_every": "eval_every", "checkpoint_every": "checkpoint_every"}
@@ -60,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--warmup", type=int, default=d.warmup, help="linear warmup steps, then cosine decay to 0")
     tr.add_argument("--min-len", type=int, default=d.min_len, help="shortest training sequence")
     tr.add_argument("--max-len", type=int, default=d.max_len, help="longest training sequence")
+    tr.add_argument("--length-sampling", choices=LENGTH_SAMPLING, default=d.length_sampling,
+                    help="how training lengths are drawn: uniform, or in proportion to the length")
     tr.add_argument("--vocab-size", type=int, default=d.vocab_size, help="V: content tokens are 1..V-3")
     tr.add_argument("--hidden-size", type=int, default=d.hidden_size, help="model width")
     tr.add_argument("--layers", type=int, default=d.num_layers, help="encoder layers (and as many decoder layers)")

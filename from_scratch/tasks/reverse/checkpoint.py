@@ -27,7 +27,7 @@ from ... import __version__
 from ...nn.transformer import Transformer
 from ...random import get_rng_state, manual_seed, set_rng_state
 from ...serialization import atomic_write, load, load_metadata, save
-from .data import TokenLayout
+from .data import LENGTH_SAMPLING, TokenLayout
 
 __all__ = ["ReverseConfig", "build_model", "write_config", "read_config", "load_model", "save_train_state",
            "load_train_state", "write_metrics", "read_metrics", "has_train_state", "clear_run"]
@@ -54,6 +54,9 @@ class ReverseConfig:
     # data
     min_len: int = 1
     max_len: int = 16
+    # Training lengths drawn in proportion to the length: the long sequences are the hard ones, and they
+    # cost no more than short ones (every batch is padded to its longest). Held-out sets stay uniform.
+    length_sampling: str = "proportional"
     # optimisation
     steps: int = 1200
     batch_size: int = 64
@@ -77,6 +80,8 @@ class ReverseConfig:
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
             (1 <= self.min_len <= self.max_len, f"need 1 <= min_len <= max_len, got {self.min_len} and "
                                                 f"{self.max_len}"),
+            (self.length_sampling in LENGTH_SAMPLING, f"length_sampling must be one of {LENGTH_SAMPLING}, "
+                                                      f"got {self.length_sampling!r}"),
             (self.max_len < self.max_positions, f"max_len {self.max_len} needs max_positions > max_len "
                                                 f"(the target is one longer), got {self.max_positions}"),
             (self.steps > self.warmup >= 0, f"need steps > warmup >= 0, got steps {self.steps}, "

@@ -19,7 +19,7 @@ import numpy as np
 from ...autograd.tensor import Tensor
 from ...functional import create_causal_mask, create_padding_mask
 
-__all__ = ["PAD", "TokenLayout", "Batch", "random_sequences", "make_batch", "target_mask", "batch_for_step",
+__all__ = ["PAD", "LENGTH_SAMPLING", "TokenLayout", "Batch", "random_sequences", "make_batch", "target_mask", "batch_for_step",
            "parse_tokens"]
 
 PAD = 0
@@ -59,13 +59,26 @@ class Batch:
     lengths: np.ndarray
 
 
-def random_sequences(rng: np.random.Generator, n: int, min_len: int, max_len: int,
-                     layout: TokenLayout) -> list[np.ndarray]:
-    """Draw ``n`` content sequences, lengths uniform in [min_len, max_len], tokens uniform in 1..V-3."""
+LENGTH_SAMPLING = ("uniform", "proportional")
+
+
+def random_sequences(rng: np.random.Generator, n: int, min_len: int, max_len: int, layout: TokenLayout,
+                     length_sampling: str = "uniform") -> list[np.ndarray]:
+    """Draw ``n`` content sequences with tokens uniform in 1..V-3 and lengths in [min_len, max_len].
+
+    Lengths are uniform, or with ``"proportional"`` drawn with probability proportional to the length.
+    """
     if not 1 <= min_len <= max_len:
         raise ValueError(f"random_sequences: need 1 <= min_len <= max_len, got min_len={min_len}, "
                          f"max_len={max_len}")
-    lengths = rng.integers(min_len, max_len + 1, size=n)
+    if length_sampling == "uniform":
+        lengths = rng.integers(min_len, max_len + 1, size=n)
+    elif length_sampling == "proportional":
+        choices = np.arange(min_len, max_len + 1)
+        lengths = rng.choice(choices, size=n, p=choices / choices.sum())
+    else:
+        raise ValueError(f"random_sequences: length_sampling must be one of {LENGTH_SAMPLING}, "
+                         f"got {length_sampling!r}")
     tokens = rng.integers(1, layout.max_content + 1, size=(n, max_len))
     return [tokens[i, :length] for i, length in enumerate(lengths)]
 
@@ -95,11 +108,11 @@ def target_mask(tgt_in: np.ndarray) -> Tensor:
     return Tensor(np.minimum(causal, padding))  # -1e9 where either hides a key, never -2e9
 
 
-def batch_for_step(seed: int, step: int, batch_size: int, min_len: int, max_len: int,
-                   layout: TokenLayout) -> Batch:
+def batch_for_step(seed: int, step: int, batch_size: int, min_len: int, max_len: int, layout: TokenLayout,
+                   length_sampling: str = "uniform") -> Batch:
     """The training batch of ``step``: a pure function of (seed, step), so a resumed run sees the same data."""
-    rng = np.random.default_rng([seed, step])
-    return make_batch(random_sequences(rng, batch_size, min_len, max_len, layout), layout)
+    rng = np.random.default_rng([seed, 0, step])  # held-out sets draw from [seed, 1, stream]
+    return make_batch(random_sequences(rng, batch_size, min_len, max_len, layout, length_sampling), layout)
 
 
 def parse_tokens(text: str | Sequence[str | int], layout: TokenLayout, max_len: int) -> np.ndarray:

@@ -124,7 +124,8 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
     with _stop_on_signals(stop):
         model.train()
         while step < config.steps:
-            batch = batch_for_step(config.seed, step, config.batch_size, config.min_len, config.max_len, layout)
+            batch = batch_for_step(config.seed, step, config.batch_size, config.min_len, config.max_len, layout,
+                                   config.length_sampling)
             logits = model(batch.src, batch.tgt_in, batch.src_mask, batch.tgt_mask)
             loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, label_smoothing=config.label_smoothing)
             optimizer.zero_grad()
