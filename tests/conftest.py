@@ -7,9 +7,14 @@ a test oracle; the library itself never imports it.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+import os
 
-import numpy as np
+# Small-matrix work is fastest on one BLAS thread (the library's default); set it before NumPy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from typing import Any, Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
 import pytest
 import torch
 
