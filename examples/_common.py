@@ -25,9 +25,9 @@ def make_parser(name: str, description: str) -> argparse.ArgumentParser:
 def setup(args: argparse.Namespace) -> Path:
     """Seed the library's generator, use one BLAS thread, and create the output folder; return it."""
     from_scratch.manual_seed(args.seed)
-    # The examples multiply small matrices (tens to hundreds of rows), where handing work to a second
-    # BLAS thread costs more than it saves: measured 2-4x slower per step on 2 cores, and far worse
-    # when other processes compete for them. (threadpoolctl comes with scikit-learn.)
+    # Small matrices run fastest on one BLAS thread. `import from_scratch` sets OPENBLAS_NUM_THREADS=1,
+    # but only takes effect before NumPy loads; here NumPy came first, so limit the loaded BLAS instead.
+    # (threadpoolctl comes with scikit-learn.)
     threadpool_limits(1, user_api="blas")
     args.out.mkdir(parents=True, exist_ok=True)
     return args.out

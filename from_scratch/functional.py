@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import fused
+from .autograd import fused, fused_attention
 from .autograd.special import Erfc
 from .autograd.tensor import Tensor, get_default_dtype, where
 from .random import get_rng
@@ -19,7 +19,7 @@ __all__ = ["relu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "create_padding_mask",
            "create_causal_mask", "where"]
 
-MASK_VALUE = fused.MASK_VALUE  # the tutorials' additive mask value for hidden positions
+MASK_VALUE = fused_attention.MASK_VALUE  # the tutorials' additive mask value for hidden positions
 
 
 # ---------------------------------------------------------------- activations
@@ -102,18 +102,24 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
 # ---------------------------------------------------------------- attention and masks
 
 def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = None, dropout_p: float = 0.0,
-                                 training: bool = True, return_weights: bool = False) -> Any:
+                                 training: bool = True, return_weights: bool = False,
+                                 num_heads: int | None = None) -> Any:
     """softmax(q k^T / sqrt(d) + mask) v.
 
     ``mask`` is additive (0 where allowed, -1e9 where hidden, as the tutorials build it)
     or boolean (True where allowed, like PyTorch); it must broadcast to the scores
     ``(..., T_q, T_k)``. With ``return_weights`` the attention weights come back too.
+    With ``num_heads``, q (B, T_q, H), k and v (B, T_k, H) are split into that many heads of
+    size d = H / num_heads (k and v may come already split, (B, heads, T_k, d)), the scores are
+    (B, heads, T_q, T_k) and the heads' outputs are concatenated back to (B, T_q, H).
     """
-    if min(q.ndim, k.ndim, v.ndim) < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"attention: queries {q.shape}, keys {k.shape} and values {v.shape} need (..., T, d) "
-                         f"shapes with the same d for queries and keys and the same T for keys and values")
+    qs, ks, vs = (_heads_shape(name, t, num_heads) for name, t in (("queries", q), ("keys", k), ("values", v)))
+    if qs[-1] != ks[-1] or ks[-2] != vs[-2] or (num_heads and not qs[0] == ks[0] == vs[0]):
+        raise ValueError(f"attention: queries {q.shape}, keys {k.shape} and values {v.shape} need the same "
+                         f"feature size for queries and keys, the same length for keys and values"
+                         f"{' and the same batch size' if num_heads else ''}")
     try:
-        scores_shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
+        scores_shape = np.broadcast_shapes(qs[:-2], ks[:-2]) + (qs[-2], ks[-2])
     except ValueError:
         raise ValueError(f"attention: the batch axes of queries {q.shape} and keys {k.shape} cannot broadcast") from None
     inputs, constant = [q, k], None
@@ -130,9 +136,26 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = No
             inputs.append(mask)
         else:  # a constant, added in the scores' dtype (no silent float64 upcast)
             constant = m
-    weights = fused.AttentionWeights.apply(*inputs, mask=constant, scale=1 / math.sqrt(q.shape[-1]))
-    out = dropout(weights, dropout_p, training) @ v
+    weights = fused_attention.AttentionWeights.apply(*inputs, mask=constant, scale=1 / math.sqrt(qs[-1]),
+                                                     heads=num_heads)
+    dropped = dropout(weights, dropout_p, training)
+    out = dropped @ v if num_heads is None else fused_attention.AttendValues.apply(dropped, v, heads=num_heads)
     return (out, weights) if return_weights else out
+
+
+def _heads_shape(name: str, t: Tensor, num_heads: int | None) -> tuple:
+    """The shape ``t`` has as attention sees it: (B, heads, T, d) when split into ``num_heads`` heads."""
+    if num_heads is None:
+        if t.ndim < 2:
+            raise ValueError(f"attention: {name} of shape {t.shape} need at least 2 dimensions (..., T, d)")
+        return t.shape
+    if t.ndim == 4 and t.shape[1] == num_heads:
+        return t.shape
+    if t.ndim != 3 or t.shape[-1] % num_heads:
+        raise ValueError(f"attention: {name} of shape {t.shape} cannot be split into {num_heads} heads: "
+                         f"(B, T, H) with H divisible by {num_heads}, or (B, {num_heads}, T, d), expected")
+    b, n, h = t.shape
+    return b, num_heads, n, h // num_heads
 
 
 def create_padding_mask(seq: Any, pad_token_id: int = 0) -> Tensor:

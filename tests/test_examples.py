@@ -10,7 +10,6 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPTS = sorted(p.stem for p in EXAMPLES.glob("*.py") if not p.stem.startswith("_"))
@@ -27,8 +26,7 @@ def load(name: str) -> ModuleType:
 
 
 def run(name: str, tmp_path: Path, *args: str) -> dict:
-    with threadpool_limits(limits=None):  # the examples use one BLAS thread; give the other tests theirs back
-        return load(name).main(["--quick", "--out", str(tmp_path), *args])
+    return load(name).main(["--quick", "--out", str(tmp_path), *args])
 
 
 def test_every_example_is_tested():
@@ -71,7 +69,7 @@ def test_mlp_regression_is_reproducible(tmp_path):
 
 def test_breast_cancer_mlp(tmp_path):
     result = run("breast_cancer_mlp", tmp_path)
-    assert result["accuracy"] > result["majority"] + 0.2  # majority class: 62.3%
+    assert result["accuracy"] > result["majority"] + 0.2  # majority class: 63.2%
     assert result["confusion"].sum() == 114 and result["confusion"].shape == (2, 2)
     assert (tmp_path / "breast_cancer.png").stat().st_size > 0
 

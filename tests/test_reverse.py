@@ -72,6 +72,14 @@ def test_random_sequences_cover_lengths_and_content_only():
         random_sequences(np.random.default_rng(0), 3, 5, 4, LAYOUT)
 
 
+def test_proportional_length_sampling_favours_long_sequences():
+    seqs = random_sequences(np.random.default_rng(0), 20000, 1, 4, LAYOUT, length_sampling="proportional")
+    counts = np.bincount([len(s) for s in seqs], minlength=5)[1:]
+    np.testing.assert_allclose(counts / len(seqs), [0.1, 0.2, 0.3, 0.4], atol=0.015)
+    with pytest.raises(ValueError, match="length_sampling"):
+        random_sequences(np.random.default_rng(0), 3, 1, 4, LAYOUT, length_sampling="longest")
+
+
 def test_training_batches_are_a_function_of_seed_and_step():
     a, b = (batch_for_step(3, 7, 16, 1, 16, LAYOUT) for _ in range(2))
     np.testing.assert_array_equal(a.src, b.src)

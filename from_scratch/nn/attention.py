@@ -69,36 +69,35 @@ class MultiHeadAttention(Module):
         b, t, _ = x.shape
         return x.reshape(b, t, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
 
-    def project_kv(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Project keys and values and split them into heads: (B, T_k, H) -> (B, heads, T_k, H / heads).
+    def project_kv(self, k: Tensor, v: Tensor, split: bool = True) -> tuple[Tensor, Tensor]:
+        """Project keys and values: (B, T_k, H) -> (B, heads, T_k, H / heads), or (B, T_k, H) with
+        ``split=False`` (``attend`` takes both; the fused attention splits heads itself, as views).
 
-        Incremental decoding caches these, so each key/value position is projected once.
+        Incremental decoding caches the split heads, so each key/value position is projected once.
         """
         if k.shape[:2] != v.shape[:2]:
             raise ValueError(f"MultiHeadAttention: keys of shape {k.shape} and values of shape {v.shape} "
                              f"differ in batch or length")
-        return self._split_heads(self.k_linear(k)), self._split_heads(self.v_linear(v))
+        k, v = self.k_linear(k), self.v_linear(v)
+        return (self._split_heads(k), self._split_heads(v)) if split else (k, v)
 
-    def attend(self, q: Tensor, k_heads: Tensor, v_heads: Tensor, mask: Any = None,
+    def attend(self, q: Tensor, k_proj: Tensor, v_proj: Tensor, mask: Any = None,
                return_weights: bool = False) -> Any:
-        """Attend from queries q (B, T_q, H) to already projected heads (see ``project_kv``)."""
-        if q.ndim != 3 or q.shape[0] != k_heads.shape[0]:
+        """Attend from queries q (B, T_q, H) to keys and values already projected by ``project_kv``."""
+        if q.ndim != 3 or q.shape[0] != k_proj.shape[0]:
             raise ValueError(f"MultiHeadAttention: queries of shape {q.shape} need (B, T_q, {self.hidden_size}) "
-                             f"with the keys' batch size {k_heads.shape[0]}")
-        # 1) Project the queries and split them into heads: (B, heads, T_q, d).
-        q_heads = self._split_heads(self.q_linear(q))
-        # 2) Scaled dot-product attention in every head at once: (B, heads, T_q, d).
-        out, weights = self.attention(q_heads, k_heads, v_heads, mask, return_weights=True)
+                             f"with the keys' batch size {k_proj.shape[0]}")
+        # 1) Project the queries. 2) Scaled dot-product attention in every head at once: the inputs
+        # are split into heads of size H / heads, and the heads' outputs concatenated back to (B, T_q, H).
+        out, weights = F.scaled_dot_product_attention(self.q_linear(q), k_proj, v_proj, mask, self.attention.dropout,
+                                                      self.training, return_weights=True, num_heads=self.num_heads)
         self.attn_weights = weights.data
-        # 3) Concatenate the heads back to (B, T_q, H) ...
-        b, _, t, _ = out.shape
-        out = out.permute(0, 2, 1, 3).reshape(b, t, self.hidden_size)
-        # 4) ... and mix them with the output projection.
+        # 3) Mix the heads with the output projection.
         out = self.fc(out)
         return (out, weights) if return_weights else out
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Any = None, return_weights: bool = False) -> Any:
-        return self.attend(q, *self.project_kv(k, v), mask=mask, return_weights=return_weights)
+        return self.attend(q, *self.project_kv(k, v, split=False), mask=mask, return_weights=return_weights)
 
     def extra_repr(self) -> str:
         return f"hidden_size={self.hidden_size}, num_heads={self.num_heads}"

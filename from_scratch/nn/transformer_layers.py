@@ -116,16 +116,17 @@ class DecoderLayer(Module):
         self.dropout1, self.dropout2, self.dropout3 = Dropout(dropout), Dropout(dropout), Dropout(dropout)
 
     def _self_kv(self, h: Tensor, cache: dict | None) -> tuple[Tensor, Tensor]:
+        if cache is None:
+            return self.self_attn.project_kv(h, h, split=False)
         k, v = self.self_attn.project_kv(h, h)
-        if cache is not None:
-            if "self_k" in cache:  # the new positions join the keys and values of those before
-                k, v = Tensor.cat([cache["self_k"], k], axis=2), Tensor.cat([cache["self_v"], v], axis=2)
-            cache["self_k"], cache["self_v"] = k, v
+        if "self_k" in cache:  # the new positions join the keys and values of those before
+            k, v = Tensor.cat([cache["self_k"], k], axis=2), Tensor.cat([cache["self_v"], v], axis=2)
+        cache["self_k"], cache["self_v"] = k, v
         return k, v
 
     def _memory_kv(self, memory: Tensor, cache: dict | None) -> tuple[Tensor, Tensor]:
         if cache is None:
-            return self.cross_attn.project_kv(memory, memory)
+            return self.cross_attn.project_kv(memory, memory, split=False)
         if "memory_k" not in cache:  # the encoder output is fixed: project it once
             cache["memory_k"], cache["memory_v"] = self.cross_attn.project_kv(memory, memory)
         return cache["memory_k"], cache["memory_v"]

@@ -58,9 +58,9 @@ class ReverseConfig:
     # cost no more than short ones (every batch is padded to its longest). Held-out sets stay uniform.
     length_sampling: str = "proportional"
     # optimisation
-    steps: int = 1200
+    steps: int = 600
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 5e-3
     warmup: int = 100
     label_smoothing: float = 0.0
     clip_norm: float = 1.0
@@ -223,9 +223,12 @@ def read_metrics(folder: str, up_to_step: int | None = None) -> list[dict[str, A
         return []
     rows = []
     with open(path, encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            parsed = {"step": int(row["step"]), "loss": float(row["loss"]), "lr": float(row["lr"]),
-                      "exact_match": float(row["exact_match"]) if row["exact_match"] else None}
-            if up_to_step is None or parsed["step"] <= up_to_step:
-                rows.append(parsed)
+        try:
+            for row in csv.DictReader(f):
+                parsed = {"step": int(row["step"]), "loss": float(row["loss"]), "lr": float(row["lr"]),
+                          "exact_match": float(row["exact_match"]) if row["exact_match"] else None}
+                if up_to_step is None or parsed["step"] <= up_to_step:
+                    rows.append(parsed)
+        except (KeyError, ValueError, TypeError) as e:  # a missing column is a KeyError, a missing cell None
+            raise ValueError(f"{path} is not a bbml metrics file ({type(e).__name__}: {e})") from None
     return rows

@@ -1,0 +1,117 @@
+"""Attention's fused ops: the softmax weights of scaled dot-product attention, and weights @ values.
+
+Composed from primitives, one multi-head attention is about twelve nodes (split q, k and v into
+heads, transpose, matmul, scale, mask, softmax, matmul, merge the heads), each with its own
+temporary; at the tutorial's sizes their Python and NumPy call overhead costs more than the
+products. Here the weights are one node and weights @ values another (so the weights stay a
+differentiable output of their own). With ``heads``, (B, T, H) inputs are split into heads as
+views and the output merged back once; 4-D inputs are taken as already split (cached keys).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .function import Function
+from .ops import unbroadcast
+
+MASK_VALUE = -1e9  # the tutorials' additive mask value for hidden positions
+
+
+def split_heads(x: np.ndarray, heads: int | None) -> np.ndarray:
+    """(B, T, H) -> a (B, heads, T, H / heads) view; other inputs are returned as they are."""
+    if heads is None or x.ndim != 3:
+        return x
+    b, t, h = x.shape
+    return x.reshape(b, t, heads, h // heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x: np.ndarray) -> np.ndarray:
+    """(B, heads, T, d) -> (B, T, heads * d): the inverse of ``split_heads``."""
+    b, n, t, d = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(b, t, n * d)
+
+
+def _row_sums(x: np.ndarray) -> np.ndarray:
+    # Sums over a short last axis are one of NumPy's slowest reductions; a matrix-vector product is not.
+    return x @ np.ones(x.shape[-1], x.dtype)
+
+
+def softmax_last_axis(scores: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, overwriting ``scores``.
+
+    Softmax is unchanged by subtracting a constant; the usual constant is each row's max, but a max
+    over a short axis is slow. The overall max is cheap and keeps exp from overflowing; a row far
+    below it (row sum under e^-20, so terms below e^-60 of its max could underflow) is redone with
+    its own max, as is a fully masked row.
+    """
+    e = np.subtract(scores, scores.max())
+    np.exp(e, out=e)
+    sums = _row_sums(e)
+    low = sums < 2e-9
+    if low.any():
+        rows = scores[low]
+        rows = np.exp(rows - rows.max(axis=-1, keepdims=True))
+        e[low] = rows
+        sums[low] = _row_sums(rows)
+    e /= sums[..., None]
+    return e
+
+
+class AttentionWeights(Function):
+    """softmax(q k^T * scale + mask) over the keys: attention's weights, (..., T_q, T_k).
+
+    A constant ``mask`` (additive, or boolean True where allowed) is a keyword; an additive mask
+    that needs a gradient is a third input.
+    """
+
+    def forward(self, q, k, mask_tensor=None, mask=None, scale=1.0, heads=None):
+        self.merge_q, self.merge_k = heads is not None and q.ndim == 3, heads is not None and k.ndim == 3
+        self.q, self.k = q, k = split_heads(q, heads), split_heads(k, heads)
+        self.scale, self.hidden = q.dtype.type(scale), None
+        mask = mask_tensor if mask is None else mask
+        scores = q @ k.swapaxes(-1, -2)
+        scores *= self.scale
+        if mask is not None and mask.dtype == bool:
+            self.hidden = ~mask
+            np.copyto(scores, MASK_VALUE, where=self.hidden)
+        elif mask is not None:
+            scores += mask
+        self.out = softmax_last_axis(scores)
+        return self.out
+
+    def backward(self, g):
+        # d softmax: s * (g - sum(g * s)), then through scores = q k^T * scale (+ mask)
+        w, needs = self.out, self.needs_input_grad
+        ds = g * w
+        ds -= w * _row_sums(ds)[..., None]
+        if self.hidden is not None:  # a boolean mask replaced those scores by a constant
+            np.copyto(ds, 0, where=self.hidden)
+        dmask = unbroadcast(ds, self.parents[2].shape) if len(needs) > 2 and needs[2] else None
+        dq = dk = None
+        if needs[0]:
+            dq = ds @ self.k
+            dq *= self.scale
+            dq = merge_heads(dq) if self.merge_q else unbroadcast(dq, self.q.shape)
+        if needs[1]:
+            dk = ds.swapaxes(-1, -2) @ self.q
+            dk *= self.scale
+            dk = merge_heads(dk) if self.merge_k else unbroadcast(dk, self.k.shape)
+        return (dq, dk) if len(needs) == 2 else (dq, dk, dmask)
+
+
+class AttendValues(Function):
+    """weights (B, heads, T_q, T_k) @ values split into heads, merged back to (B, T_q, H)."""
+
+    def forward(self, weights, v, heads=1):
+        self.v_ndim, self.weights, self.heads = v.ndim, weights, heads
+        self.v = split_heads(v, heads)
+        return merge_heads(weights @ self.v)
+
+    def backward(self, g):
+        g = split_heads(g, self.heads)
+        dw = g @ self.v.swapaxes(-1, -2) if self.needs_input_grad[0] else None
+        dv = None
+        if self.needs_input_grad[1]:
+            dv = self.weights.swapaxes(-1, -2) @ g
+            dv = merge_heads(dv) if self.v_ndim == 3 else dv
+        return dw, dv
