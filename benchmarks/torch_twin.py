@@ -45,7 +45,7 @@ class TorchTransformer(torch.nn.Module):
 
     def decode(self, tgt: torch.Tensor, memory: torch.Tensor, src_pad: torch.Tensor,
                tgt_pad: torch.Tensor | None = None) -> torch.Tensor:
-        causal = torch.nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], dtype=memory.dtype)
+        causal = torch.ones(tgt.shape[1], tgt.shape[1], dtype=torch.bool).triu(1)  # True: a future position
         return self.transformer.decoder(self.embed(tgt), memory, tgt_mask=causal, tgt_key_padding_mask=tgt_pad,
                                         memory_key_padding_mask=src_pad)
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import fused, fused_attention
+from .autograd.ops import _check_axis
 from .autograd.special import Erfc
 from .autograd.tensor import Tensor, get_default_dtype, where
 from .random import get_rng
@@ -48,10 +49,12 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    _check_axis("softmax", x.shape, axis)
     return fused.Softmax.apply(x, axis=axis)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    _check_axis("log_softmax", x.shape, axis)
     return fused.LogSoftmax.apply(x, axis=axis)
 
 

@@ -180,7 +180,7 @@ class Linear(Function):
         g = g.reshape(-1, g.shape[-1])
         dx = (g @ self.weight).reshape(self.shape) if needs[0] else None  # dL/dx = g W
         dw = g.T @ self.x if needs[1] else None  # dL/dW = g^T x, summed over every leading index at once
-        db = g.sum(axis=0) if len(needs) > 2 and needs[2] else None
+        db = np.ones(len(g), g.dtype) @ g if len(needs) > 2 and needs[2] else None  # a GEMV beats g.sum(0)
         return dx, dw, db
 
 

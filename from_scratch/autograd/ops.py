@@ -261,7 +261,18 @@ def _check_axis(name: str, shape: tuple, axis: Any) -> Any:
     for ax in axes:
         if not -len(shape) <= ax < len(shape):
             raise ValueError(f"{name}: axis {ax} is out of range for a tensor of shape {shape}")
-    return tuple(ax % len(shape) for ax in axes)
+    axes = tuple(ax % len(shape) for ax in axes)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{name}: axis {axis} names an axis twice (tensor shape {shape})")
+    return axes
+
+
+def _check_new_axis(name: str, shape: tuple, axis: int) -> int:
+    """Return where a new axis goes (``unsqueeze``, ``stack``) as a non-negative position, or raise."""
+    if not -len(shape) - 1 <= axis <= len(shape):
+        raise ValueError(f"{name}: axis {axis} is out of range for a tensor of shape {shape} "
+                         f"(a new axis goes at {-len(shape) - 1}..{len(shape)})")
+    return axis % (len(shape) + 1)
 
 
 class Sum(Function):
@@ -352,6 +363,9 @@ class GetItem(Function):
 
 class Cat(Function):
     def forward(self, *arrays, axis=0):
+        if not arrays:
+            raise ValueError("cat: got no tensors")
+        _check_axis("cat", arrays[0].shape, axis)
         self.axis = axis
         self.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
         try:

@@ -189,12 +189,12 @@ class Tensor:
     def __neg__(self): return ops.Neg.apply(self)
 
     # Comparisons give bool tensors with no gradient.
-    def __eq__(self, o): return Tensor._make(self.data == _raw(o), False)
-    def __ne__(self, o): return Tensor._make(self.data != _raw(o), False)
-    def __lt__(self, o): return Tensor._make(self.data < _raw(o), False)
-    def __le__(self, o): return Tensor._make(self.data <= _raw(o), False)
-    def __gt__(self, o): return Tensor._make(self.data > _raw(o), False)
-    def __ge__(self, o): return Tensor._make(self.data >= _raw(o), False)
+    def __eq__(self, o): return _compare(np.equal, "eq", "==", self, o)
+    def __ne__(self, o): return _compare(np.not_equal, "ne", "!=", self, o)
+    def __lt__(self, o): return _compare(np.less, "lt", "<", self, o)
+    def __le__(self, o): return _compare(np.less_equal, "le", "<=", self, o)
+    def __gt__(self, o): return _compare(np.greater, "gt", ">", self, o)
+    def __ge__(self, o): return _compare(np.greater_equal, "ge", ">=", self, o)
 
     # ------------------------------------------------------------ elementwise
     def exp(self): return ops.Exp.apply(self)
@@ -258,14 +258,19 @@ class Tensor:
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
         s = self.shape
-        start, end = start_dim % max(len(s), 1), end_dim % max(len(s), 1)
-        return self.reshape(s[:start] + (-1,) + s[end + 1:]) if s else self.reshape(1)
+        if not s:
+            return self.reshape(1)
+        (start,), (end,) = ops._check_axis("flatten", s, start_dim), ops._check_axis("flatten", s, end_dim)
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (tensor shape {s})")
+        return self.reshape(s[:start] + (-1,) + s[end + 1:])
 
     def permute(self, *dims: Any) -> "Tensor":
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         return ops.Permute.apply(self, dims=dims)
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> "Tensor":
+        (dim0,), (dim1,) = (ops._check_axis("transpose", self.shape, d) for d in (dim0, dim1))
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(*dims)
@@ -275,12 +280,13 @@ class Tensor:
     def squeeze(self, axis: int | None = None) -> "Tensor":
         if axis is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
+        (axis,) = ops._check_axis("squeeze", self.shape, axis)
         if self.shape[axis] != 1:
             return self
-        return self.reshape(self.shape[:axis % self.ndim] + self.shape[axis % self.ndim + 1:])
+        return self.reshape(self.shape[:axis] + self.shape[axis + 1:])
 
     def unsqueeze(self, axis: int) -> "Tensor":
-        axis = axis % (self.ndim + 1)
+        axis = ops._check_new_axis("unsqueeze", self.shape, axis)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     def expand(self, *shape: Any) -> "Tensor":
@@ -297,6 +303,7 @@ class Tensor:
 
     def split(self, size_or_sections: int | Sequence[int], axis: int = 0) -> list["Tensor"]:
         """Split into pieces of ``size`` along ``axis`` (or of the given sizes), like ``torch.split``."""
+        (axis,) = ops._check_axis("split", self.shape, axis)
         n = self.shape[axis]
         sizes = ([size_or_sections] * -(-n // size_or_sections) if isinstance(size_or_sections, int)
                  else list(size_or_sections))
@@ -309,6 +316,7 @@ class Tensor:
         return out
 
     def chunk(self, chunks: int, axis: int = 0) -> list["Tensor"]:
+        (axis,) = ops._check_axis("chunk", self.shape, axis)
         return self.split(-(-self.shape[axis] // chunks), axis)
 
     @staticmethod
@@ -325,6 +333,15 @@ function._tensor_class = Tensor
 
 def _raw(x: Any) -> Any:
     return x.data if isinstance(x, Tensor) else x
+
+
+def _compare(op: np.ufunc, name: str, sym: str, a: Tensor, b: Any) -> Tensor:
+    """Compare elementwise into a bool tensor with no gradient."""
+    b = _raw(b)
+    try:
+        return Tensor._make(op(a.data, b), False)
+    except ValueError:
+        raise ValueError(f"{name}: {a.shape} {sym} {np.shape(b)}: shapes cannot broadcast") from None
 
 
 def _raw_index(index: Any) -> Any:
@@ -346,7 +363,13 @@ def cat(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
 
 def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     """Stack same-shaped tensors along a new axis."""
-    return cat([_tensor(t).unsqueeze(axis) for t in tensors], axis)
+    tensors = [_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: got no tensors")
+    if any(t.shape != tensors[0].shape for t in tensors):
+        raise ValueError(f"stack: shapes {', '.join(str(t.shape) for t in tensors)} differ (stack needs equal shapes)")
+    axis = ops._check_new_axis("stack", tensors[0].shape, axis)
+    return cat([t.unsqueeze(axis) for t in tensors], axis)
 
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:

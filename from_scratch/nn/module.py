@@ -52,7 +52,8 @@ class Module:
         else:
             object.__setattr__(self, name, value)
             return
-        self.__dict__.pop(name, None)
+        # Also an ordinary attribute, so reading it skips __getattr__ (a module call reads dozens).
+        self.__dict__[name] = value
 
     def __getattr__(self, name: str) -> Any:
         for store in ("_parameters", "_buffers", "_modules"):
@@ -63,9 +64,7 @@ class Module:
 
     def __delattr__(self, name: str) -> None:
         for store in (self._parameters, self._buffers, self._modules):
-            if name in store:
-                del store[name]
-                return
+            store.pop(name, None)
         object.__delattr__(self, name)
 
     def register_buffer(self, name: str, tensor: Tensor | None) -> None:
@@ -73,12 +72,11 @@ class Module:
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}")
         self.__dict__.setdefault("_buffer_names", set()).add(name)
-        self.__dict__.pop(name, None)
-        self._buffers[name] = tensor
+        self._buffers[name] = self.__dict__[name] = tensor
 
     def register_parameter(self, name: str, param: Tensor | None) -> None:
         if param is None:
-            self._parameters[name] = None
+            self._parameters[name] = self.__dict__[name] = None
         else:
             setattr(self, name, param)
 

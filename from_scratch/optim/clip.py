@@ -15,6 +15,8 @@ def clip_grad_norm_(parameters: Iterable[Any] | Any, max_norm: float) -> float:
     Return the total norm before clipping; it is nan or inf when some gradient is not finite, and then
     the step should be skipped. Parameters whose grad is None are skipped; a single Tensor may be passed.
     """
+    if not max_norm >= 0:  # a negative norm would flip every gradient's sign
+        raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm}")
     params = [parameters] if hasattr(parameters, "data") else parameters
     grads = [p.grad for p in params if p.grad is not None]
     # ||g|| = sqrt(sum over every gradient entry of g^2)

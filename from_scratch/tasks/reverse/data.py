@@ -115,6 +115,21 @@ def batch_for_step(seed: int, step: int, batch_size: int, min_len: int, max_len:
     return make_batch(random_sequences(rng, batch_size, min_len, max_len, layout, length_sampling), layout)
 
 
+def _whole_number(part: object) -> int | None:
+    """``part`` as an int if it is an integer or ASCII digits with an optional sign, else None.
+
+    ``int()`` alone would also take 2.5 as 2, True as 1, "1_0" as 10 and "٣" as 3.
+    """
+    if isinstance(part, (int, np.integer)) and not isinstance(part, (bool, np.bool_)):
+        return int(part)
+    if isinstance(part, str) and part.strip().isascii() and part.strip().lstrip("+-").isdigit():
+        try:
+            return int(part)
+        except ValueError:  # "+-5", or more digits than int() accepts
+            return None
+    return None
+
+
 def parse_tokens(text: str | Sequence[str | int], layout: TokenLayout, max_len: int) -> np.ndarray:
     """Turn ``"5 12 7"`` (or a list of ids) into content ids, or raise a one-line ValueError."""
     parts = text.split() if isinstance(text, str) else list(text)
@@ -122,11 +137,9 @@ def parse_tokens(text: str | Sequence[str | int], layout: TokenLayout, max_len: 
         raise ValueError("empty input: give at least one token")
     ids = []
     for part in parts:
-        try:
-            value = int(part)
-        except (TypeError, ValueError):
-            raise ValueError(f"unknown token {str(part)!r}: tokens are whole numbers in "
-                             f"1..{layout.max_content}") from None
+        value = _whole_number(part)
+        if value is None:
+            raise ValueError(f"unknown token {str(part)!r}: tokens are whole numbers in 1..{layout.max_content}")
         if not 1 <= value <= layout.max_content:
             raise ValueError(f"unknown token {value}: tokens are whole numbers in 1..{layout.max_content} "
                              f"(0 is PAD, {layout.sos} is SOS, {layout.eos} is EOS)")

@@ -1,0 +1,316 @@
+"""Side-by-side speed against PyTorch: training steps at three sizes, greedy decoding, peak memory.
+
+    python benchmarks/speed.py                      # everything, on 1 thread (the library's default)
+    python benchmarks/speed.py --threads 2          # both libraries on 2 threads
+    python benchmarks/speed.py --only train         # or: decode, memory
+    python benchmarks/speed.py --ckpt runs/reverse  # decode with a trained run instead of training one
+
+Both libraries get the identical model (our weights copied into ``torch.nn.Transformer``), the same
+batches and the same number of threads. The script checks that the losses agree for the first steps,
+then times steady-state steps in rounds that alternate ours and theirs, and reports medians: on a
+shared machine the absolute numbers drift, the ratio much less. A script, not a test: nothing here
+asserts a timing. PyTorch is the test extra's (``pip install -e '.[test]'``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads for NumPy and torch (default 1)")
+    parser.add_argument("--only", choices=["train", "decode", "memory"], action="append",
+                        help="run only these parts (repeatable)")
+    parser.add_argument("--sizes", nargs="+", default=None, help="training sizes to run (default: all)")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating timing rounds per size")
+    parser.add_argument("--ckpt", help="a `bbml reverse train` run folder to decode with (default: train one)")
+    parser.add_argument("--sequences", type=int, default=10_000, help="sequences to decode")
+    parser.add_argument("--memory-probe", nargs=2, metavar=("LIBRARY", "SIZE"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+ARGS = _parse_args()
+# The thread count must be fixed before NumPy loads OpenBLAS (the library's own default is one thread).
+os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+
+from from_scratch import manual_seed  # noqa: E402
+from from_scratch.functional import create_causal_mask, create_padding_mask, cross_entropy  # noqa: E402
+from from_scratch.nn import Transformer  # noqa: E402
+from from_scratch.optim import Adam  # noqa: E402
+
+if ARGS.memory_probe is None or ARGS.memory_probe[0] == "torch":  # our memory probe runs without torch loaded
+    import torch
+
+    from torch_twin import twin_of
+    torch.set_num_threads(ARGS.threads)
+
+# Transformer sizes (2 encoder + 2 decoder layers, 4 heads, vocabulary 20) and the batches they train on.
+SIZES = {
+    "tutorial": dict(hidden=64, ff=128, batch=16, length=10, steps_per_round=20),
+    "medium": dict(hidden=128, ff=512, batch=32, length=16, steps_per_round=6),
+    "large": dict(hidden=256, ff=1024, batch=64, length=32, steps_per_round=2),
+}
+VOCAB, LAYERS, HEADS, SOS = 20, 2, 4, 1
+
+
+# ---------------------------------------------------------------- one training step in each library
+
+def make_batches(size: dict, n: int, seed: int = 0) -> list[tuple[np.ndarray, ...]]:
+    """The tutorial's reversal batches: random tokens 2..V-1, the decoder sees SOS + the reversal."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        src = rng.integers(2, VOCAB, (size["batch"], size["length"]))
+        target = np.ascontiguousarray(src[:, ::-1])
+        tgt = np.concatenate([np.full((size["batch"], 1), SOS), target[:, :-1]], axis=1)
+        out.append((src, tgt, target))
+    return out
+
+
+def build_pair(size: dict) -> tuple:
+    """Our Transformer and Adam, and the torch twin (same weights) and torch's Adam."""
+    manual_seed(0)
+    ours = Transformer(VOCAB, size["hidden"], LAYERS, HEADS, size["ff"], max_len=64)
+    theirs = twin_of(ours, norm_first=False)
+    return ours, Adam(ours.parameters(), lr=1e-3), theirs, torch.optim.Adam(theirs.parameters(), lr=1e-3)
+
+
+def our_step(model, optimizer, src, tgt, target) -> float:
+    src_mask = create_padding_mask(src)
+    tgt_mask = create_padding_mask(tgt) + create_causal_mask(tgt.shape[1])
+    logits = model(src, tgt, src_mask, tgt_mask)
+    loss = cross_entropy(logits.reshape(-1, VOCAB), target.reshape(-1))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def torch_step(model, optimizer, src, tgt, target) -> float:
+    logits = model(src, tgt, src == 0, tgt == 0)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), target.reshape(-1))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def train_flops(size: dict) -> float:
+    """Matrix-product FLOPs of one training step: 2 m k n per product, backward twice the forward."""
+    h, ff, b, n = size["hidden"], size["ff"], size["batch"], size["length"]
+    tokens = b * n  # source and target have the same length here
+    linear = 2 * tokens * h * h * 4 * 3 * LAYERS    # q, k, v, out in encoder self, decoder self and cross attention
+    linear += 2 * tokens * 2 * h * ff * 2 * LAYERS  # feed-forward, encoder and decoder
+    linear += 2 * tokens * h * VOCAB                # output layer
+    attention = 2 * 2 * b * n * n * h * 3 * LAYERS  # q k^T and weights v, three attentions per layer pair
+    return 3.0 * (linear + attention)
+
+
+def matmul_roofline(n: int = 2048) -> float:
+    """GFLOP/s of one large float32 NumPy matrix product (best of 5): what BLAS can reach here."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(5))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_training(name: str, size: dict, rounds: int) -> dict:
+    ours, opt, theirs, topt = build_pair(size)
+    batches = make_batches(size, 8)
+    torch_batches = [tuple(torch.from_numpy(a) for a in batch) for batch in batches]
+    # The same model on the same batches: the losses must agree before the timings mean anything.
+    for i in range(3):
+        a, b = our_step(ours, opt, *batches[i]), torch_step(theirs, topt, *torch_batches[i])
+        if not np.isclose(a, b, rtol=1e-4, atol=1e-5):
+            raise SystemExit(f"{name}: step {i} loss {a:.6f} (ours) vs {b:.6f} (torch): the models differ")
+    k = size["steps_per_round"]
+
+    def run(step, model, optimizer, data) -> float:
+        start = time.perf_counter()
+        for i in range(k):
+            step(model, optimizer, *data[i % len(data)])
+        return (time.perf_counter() - start) / k * 1e3
+
+    ours_ms, torch_ms = [], []
+    for r in range(rounds):  # alternate which goes first, so drifting load hits both alike
+        pair = [(ours_ms, our_step, ours, opt, batches), (torch_ms, torch_step, theirs, topt, torch_batches)]
+        for out, *rest in (pair if r % 2 == 0 else pair[::-1]):
+            out.append(run(*rest))
+    ratios = [t / o for o, t in zip(ours_ms, torch_ms)]
+    return {"size": name, "ours_ms": statistics.median(ours_ms), "torch_ms": statistics.median(torch_ms),
+            "ratio": statistics.median(ratios), "flops": train_flops(size)}
+
+
+# ---------------------------------------------------------------- greedy decoding
+
+def torch_greedy(twin, seqs, layout, batch_size: int = 500) -> list[np.ndarray]:
+    """Greedy decoding as ``from_scratch.tasks.reverse.predict`` does it (length-sorted batches, finished
+    rows dropped), but without a cache: every step runs the decoder over the whole prefix again."""
+    from from_scratch.tasks.reverse.data import PAD
+    from from_scratch.tasks.reverse.decode import decode_limit
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    results: list = [None] * len(seqs)
+    with torch.inference_mode():
+        for start in range(0, len(seqs), batch_size):
+            idx = order[start:start + batch_size]
+            width = max(len(seqs[i]) for i in idx)
+            src = np.full((len(idx), width), PAD, dtype=np.int64)
+            for row, i in enumerate(idx):
+                src[row, :len(seqs[i])] = seqs[i]
+            n, limit = len(idx), decode_limit(twin, width)
+            out, lengths = np.full((n, limit), PAD, dtype=np.int64), np.full(n, limit)
+            src_t = torch.from_numpy(src)
+            src_pad = src_t == PAD
+            memory = twin.encode(src_t, src_pad)
+            alive = np.arange(n)
+            tokens = torch.full((n, 1), layout.sos, dtype=torch.int64)
+            for t in range(limit):
+                nxt = twin.final_linear(twin.decode(tokens, memory, src_pad)[:, -1]).argmax(-1)
+                out[alive, t] = nxt.numpy()
+                done = (nxt == layout.eos).numpy()
+                lengths[alive[done]] = t + 1
+                tokens = torch.cat([tokens, nxt[:, None]], dim=1)
+                if done.any():
+                    keep = torch.from_numpy(np.flatnonzero(~done))
+                    if len(keep) == 0:
+                        break
+                    alive, tokens = alive[keep.numpy()], tokens[keep]
+                    memory, src_pad = memory[keep], src_pad[keep]
+            for row, i in enumerate(idx):
+                results[i] = out[row, :lengths[row]]
+    return results
+
+
+def bench_decoding(ckpt: str | None, n: int) -> dict:
+    from from_scratch.tasks.reverse import ReverseConfig, heldout_sequences, load_model, predict, train
+    if ckpt:
+        model, config = load_model(ckpt)
+        trained = f"loaded from {ckpt}"
+    else:
+        config = ReverseConfig()
+        result = train(config, log=lambda _: None)
+        model, trained = result.model.eval(), f"trained here: {config.steps} steps in {result.seconds:.0f} s"
+    layout = config.layout
+    seqs = heldout_sequences(config.seed, n, config.min_len, config.max_len, layout, stream=3)
+    twin = twin_of(model, norm_first=config.norm_first).eval()
+    twin.max_len = model.max_len
+    ours_s = _timed(lambda: predict(model, seqs, layout))
+    ours = predict(model, seqs, layout)
+    torch_s = _timed(lambda: torch_greedy(twin, seqs, layout))
+    theirs = torch_greedy(twin, seqs, layout)
+    same = np.mean([len(a) == len(b) and (a == b).all() for a, b in zip(ours, theirs)])
+    exact = np.mean([len(o) == len(s) + 1 and (o[:-1] == s[::-1]).all() and o[-1] == layout.eos
+                     for o, s in zip(ours, seqs)])
+    return {"model": trained, "n": n, "ours_s": ours_s, "torch_s": torch_s, "ratio": torch_s / ours_s,
+            "same_outputs": float(same), "exact_match": float(exact)}
+
+
+# ---------------------------------------------------------------- peak memory, one process per library
+
+def _memory_mb(field: str) -> float:
+    """VmRSS (resident now) or VmHWM (peak resident) of this process, from /proc (Linux)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
+
+
+def memory_probe(library: str, size_name: str) -> None:
+    """Train 10 steps in this process (one library only) and print the peak RSS above the model's."""
+    size = SIZES[size_name]
+    manual_seed(0)
+    model = Transformer(VOCAB, size["hidden"], LAYERS, HEADS, size["ff"], max_len=64)
+    batches = make_batches(size, 4)
+    if library == "torch":
+        model = twin_of(model, norm_first=False)
+        batches = [tuple(torch.from_numpy(a) for a in b) for b in batches]
+        step, optimizer = torch_step, torch.optim.Adam(model.parameters(), lr=1e-3)
+    else:
+        step, optimizer = our_step, Adam(model.parameters(), lr=1e-3)
+    before = _memory_mb("VmRSS")
+    for i in range(10):
+        step(model, optimizer, *batches[i % len(batches)])
+    peak = _memory_mb("VmHWM")  # not ru_maxrss: Linux carries that over from the parent process
+    print(json.dumps({"peak_mb": peak, "training_mb": peak - before}))
+
+
+def bench_memory(size_name: str) -> dict:
+    out = {"size": size_name}
+    for library in ("ours", "torch"):
+        cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(ARGS.threads),
+               "--memory-probe", library, size_name]
+        out[library] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; Python "
+            f"{platform.python_version()}, NumPy {np.__version__}, torch {torch.__version__}; "
+            f"{ARGS.threads} thread(s) each")
+
+
+def main() -> None:
+    if ARGS.memory_probe:
+        memory_probe(*ARGS.memory_probe)
+        return
+    parts = ARGS.only or ["train", "decode", "memory"]
+    sizes = ARGS.sizes or list(SIZES)
+    print(machine())
+    if "train" in parts:
+        peak = matmul_roofline()
+        print(f"\nTraining step (forward, backward, Adam), median of {ARGS.rounds} alternating rounds; "
+              f"matmul roofline {peak:.0f} GFLOP/s (one 2048x2048 float32 product)\n")
+        print("| size | hidden / ff / batch x length | ours ms/step | PyTorch ms/step | speed-up | "
+              "ours GFLOP/s (% of roofline) | PyTorch GFLOP/s |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for name in sizes:
+            size = SIZES[name]
+            r = bench_training(name, size, ARGS.rounds)
+            ours_g, torch_g = r["flops"] / r["ours_ms"] / 1e6, r["flops"] / r["torch_ms"] / 1e6
+            print(f"| {name} | {size['hidden']} / {size['ff']} / {size['batch']}x{size['length']} | "
+                  f"{r['ours_ms']:.2f} | {r['torch_ms']:.2f} | {r['ratio']:.2f}x | "
+                  f"{ours_g:.1f} ({100 * ours_g / peak:.0f}%) | {torch_g:.1f} |", flush=True)
+    if "decode" in parts:
+        d = bench_decoding(ARGS.ckpt, ARGS.sequences)
+        print(f"\nGreedy decoding of {d['n']:,} reversal sequences (lengths 1-16, batches of 500), default model "
+              f"({d['model']}):\n")
+        print("| ours, KV cache | PyTorch, no cache | speed-up | identical outputs | exact match |")
+        print("|---:|---:|---:|---:|---:|")
+        print(f"| {d['ours_s']:.2f} s | {d['torch_s']:.2f} s | {d['ratio']:.1f}x | "
+              f"{100 * d['same_outputs']:.1f}% | {100 * d['exact_match']:.1f}% |", flush=True)
+    if "memory" in parts:
+        print("\nPeak resident memory of 10 training steps, one process per library (MB above the process "
+              "before training; total peak in brackets, which includes each library's import):\n")
+        print("| size | ours | PyTorch |")
+        print("|---|---:|---:|")
+        for name in sizes:
+            m = bench_memory(name)
+            print(f"| {name} | {m['ours']['training_mb']:.1f} ({m['ours']['peak_mb']:.0f}) | "
+                  f"{m['torch']['training_mb']:.1f} ({m['torch']['peak_mb']:.0f}) |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
