@@ -6,7 +6,8 @@ An image becomes a sequence: cut into 2x2 patches (16 of them, 4 pixels each), e
 projected by a Linear layer to a token; a learned class token goes first, learned position
 embeddings are added, a pre-norm Transformer encoder mixes the tokens, and the class token's
 final state is classified. Trained with AdamW, a linear-warmup + cosine learning rate, and
-random one-pixel shifts of the training images (augmentation: +1 point of test accuracy here).
+random one-pixel shifts of the training images (augmentation: with 1,437 training images the
+model otherwise learns them by heart).
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class ViT(nn.Module):
     def patchify(self, images: fs.Tensor) -> fs.Tensor:
         """(B, S, S) -> (B, (S/p)^2, p*p): row-major patches, each flattened row-major."""
         b, s, _ = images.shape
-        p, n = self.patch_size, images.shape[1] // self.patch_size
+        p, n = self.patch_size, s // self.patch_size
         # (B, n, p, n, p): axis 1 picks the patch row, 2 the pixel row inside it, 3 and 4 the same for columns;
         # bring the two patch axes together, then the two pixel axes.
         return images.reshape(b, n, p, n, p).permute(0, 1, 3, 2, 4).reshape(b, n * n, p * p)
@@ -87,7 +88,7 @@ def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = make_parser("vit_digits", __doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--weight-decay", type=float, default=0.05)

@@ -232,8 +232,10 @@ def test_foreign_but_valid_files_are_clear_errors(tmp_path):
     save(arrays, state, metadata=meta)
     with open(os.path.join(run, "metrics.csv"), "w") as f:
         f.write("not,a,metrics\nfile\n")
-    with pytest.raises(ValueError, match="metrics.csv"):
+    with pytest.raises(ValueError, match="metrics.csv is not a bbml metrics file"):
         train(out=run, resume=True, log=lambda m: None)
+    _one_line_error(subprocess.run([*CLI, "reverse", "train", "--out", run, "--resume"], capture_output=True,
+                                   text=True, timeout=60), "metrics.csv is not a bbml metrics file")
 
 
 # ---------------------------------------------------------------- anomalies
@@ -305,17 +307,27 @@ def test_extreme_logits_give_the_exact_answers(dtype):
 # ---------------------------------------------------------------- bounded memory
 
 MEMORY = """
-import resource, sys, tempfile
+import os, resource, sys, tempfile
 from from_scratch.tasks.reverse import ReverseConfig, train
 config = ReverseConfig(hidden_size=16, num_layers=1, num_heads=2, ff_size=32, max_len=4, steps=2001, warmup=10,
                        batch_size=8, eval_every=100, eval_size=20, checkpoint_every=100, dropout=0.1)
-scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
 peaks = {}
+
+
+def peak_rss():
+    # Linux: VmHWM is this process's own peak. ru_maxrss would start at the parent's size (pytest with torch
+    # loaded, ~200 MB), because Linux carries it across fork and exec, and hide any growth below that.
+    if os.path.exists("/proc/self/status"):
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # macOS: bytes
+
 
 def on_step(step, loss):
     if step in (200, 2000):
-        peaks[step] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+        peaks[step] = peak_rss()
     return False
+
 
 train(config, out=tempfile.mkdtemp(), on_step=on_step, log=lambda m: None)
 print(peaks[200], peaks[2000])
@@ -323,11 +335,12 @@ print(peaks[200], peaks[2000])
 
 
 def test_memory_stays_flat_over_2000_training_steps():
-    # Peak RSS of a fresh process: checkpoints every 100 steps and evaluations every 100 are in the loop too.
-    # One step's graph and saved arrays are ~0.3 MB here, so keeping them would add hundreds of MB by step 2000.
+    # The peak of a fresh process, checkpoints and evaluations every 100 steps included. One step's graph and
+    # saved arrays are ~0.3 MB here, so keeping them would add hundreds of MB by step 2000.
     done = subprocess.run([sys.executable, "-c", MEMORY], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     at_200, at_2000 = map(int, done.stdout.split())
+    assert 10 * 2 ** 20 < at_200 < 1000 * 2 ** 20  # a real measurement of this process, not of its parent
     assert at_2000 - at_200 < 4 * 2 ** 20, f"peak memory grew by {(at_2000 - at_200) / 2 ** 20:.1f} MB"
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import from_scratch.functional as F
+from from_scratch import Tensor, no_grad
 from from_scratch.serialization import load, load_metadata
 from from_scratch.tasks.reverse import (PAD, ReverseConfig, TokenLayout, batch_for_step, beam_search, build_model,
                                         evaluate, greedy_decode, heldout_sequences, load_model, make_batch,
@@ -165,6 +166,61 @@ def test_beam_search_reverses_and_ends_with_eos(trained):
     assert all(o[-1] == LAYOUT.eos for o in outs)
     with pytest.raises(ValueError, match="beam_size"):
         beam_search(model, _pad(seqs), LAYOUT, beam_size=0)
+
+
+def _log_prob(model, src, output):
+    """Summed log-probability of ``output`` (EOS included) for ``src``, by one teacher-forced pass."""
+    tgt_in = np.concatenate([[LAYOUT.sos], output[:-1]])[None]
+    with no_grad():
+        logits = model(src[None], tgt_in, F.create_padding_mask(src[None]), F.create_causal_mask(len(output)))
+    return F.log_softmax(logits).data[0, np.arange(len(output)), output].astype(np.float64).sum()
+
+
+def test_beam_search_never_settles_for_less_than_greedy(trained):
+    model = trained[0].model
+    seqs = heldout_sequences(8, 150, 3, 6, LAYOUT)  # 5 and 6 are longer than trained on: uncertain outputs
+    src = _pad(seqs)
+    for s, g, b in zip(seqs, greedy_decode(model, src, LAYOUT), beam_search(model, src, LAYOUT, beam_size=4)):
+        if g[-1] == LAYOUT.eos:  # length-normalised score of the beam's pick >= greedy's
+            assert _log_prob(model, s, b) / len(b) >= _log_prob(model, s, g) / len(g) - 1e-4, (s, g, b)
+
+
+class _PeakedModel:
+    """A stand-in decoder for V = 6 (content 1..3): sure of the answer 1 1 1 1 1 1 EOS, and after any
+    other token unsure of everything. The alternatives' beams fall below the right beam's EOS, so
+    wrong early endings fill the finished list while the right answer is still being written."""
+
+    max_len = 20
+    layout = TokenLayout(6)
+
+    def encode(self, src, src_mask):
+        return Tensor(np.zeros((len(src), src.shape[1], 1)))
+
+    def init_cache(self):
+        return {}
+
+    def reorder_cache(self, cache, index):
+        cache["history"] = cache["history"][index]
+
+    def decode_step(self, tokens, memory, src_mask, cache):
+        history = np.concatenate([cache.get("history", np.zeros((len(tokens), 0), int)), tokens], axis=1)
+        cache["history"] = history
+        answer = [self.layout.sos] + [1] * 6 + [self.layout.eos]
+        t = history.shape[1]
+        on_track = (history == answer[:t]).all(axis=1)
+        sure = np.log([1e-5] * 5 + [1e-3])  # EOS the likeliest mistake
+        sure[answer[t]] = 0.0
+        return Tensor(np.where(on_track[:, None], sure, 0.0))
+
+
+def test_beam_search_keeps_going_while_an_unfinished_beam_is_better():
+    model, layout = _PeakedModel(), _PeakedModel.layout
+    src = np.ones((2, 3), dtype=np.int64)
+    expected = [1] * 6 + [layout.eos]
+    np.testing.assert_array_equal(greedy_decode(model, src, layout)[0], expected)
+    for k in (1, 2, 3, 5):
+        for out in beam_search(model, src, layout, beam_size=k):
+            np.testing.assert_array_equal(out, expected, err_msg=f"beam {k}")
 
 
 def test_predict_keeps_input_order(trained):

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from .function import Function
+from .ops import ones_vector
 
 
 class Softmax(Function):
@@ -87,8 +88,10 @@ class LayerNorm(Function):
         self.shape, self.weight = x.shape, weight
         x = x.reshape(-1, math.prod(x.shape[x.ndim - ndim:]))
         self.inv_n = inv_n = x.dtype.type(1 / max(x.shape[1], 1))
-        self.mean_vec = mean_vec = np.full(x.shape[1], inv_n)
-        xc = x - (x @ mean_vec)[:, None]
+        self.ones = ones_vector(x.shape[1], x.dtype)
+        mean = x @ self.ones
+        mean *= inv_n
+        xc = x - mean[:, None]
         var = np.einsum("ij,ij->i", xc, xc) * inv_n
         var += x.dtype.type(eps)
         self.rstd = rstd = np.sqrt(var, out=var)[:, None]
@@ -105,12 +108,13 @@ class LayerNorm(Function):
         needs, xhat, w = self.needs_input_grad, self.xhat, self.weight
         g = g.reshape(xhat.shape)
         dw = np.einsum("ij,ij->j", g, xhat).reshape(w.shape) if len(needs) > 1 and needs[1] else None
-        db = (np.ones(len(g), g.dtype) @ g).reshape(w.shape) if len(needs) > 2 and needs[2] else None
+        db = (ones_vector(len(g), g.dtype) @ g).reshape(w.shape) if len(needs) > 2 and needs[2] else None
         dx = None
         if needs[0]:
             # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
             dxhat = g * w.reshape(-1) if w is not None else g.copy()
-            m1 = dxhat @ self.mean_vec
+            m1 = dxhat @ self.ones
+            m1 *= self.inv_n
             m2 = np.einsum("ij,ij->i", dxhat, xhat) * self.inv_n
             dxhat -= xhat * m2[:, None]
             dxhat -= m1[:, None]
@@ -180,7 +184,7 @@ class Linear(Function):
         g = g.reshape(-1, g.shape[-1])
         dx = (g @ self.weight).reshape(self.shape) if needs[0] else None  # dL/dx = g W
         dw = g.T @ self.x if needs[1] else None  # dL/dW = g^T x, summed over every leading index at once
-        db = np.ones(len(g), g.dtype) @ g if len(needs) > 2 and needs[2] else None  # a GEMV beats g.sum(0)
+        db = ones_vector(len(g), g.dtype) @ g if len(needs) > 2 and needs[2] else None  # sum over rows
         return dx, dw, db
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .function import Function
-from .ops import unbroadcast
+from .ops import ones_vector, unbroadcast
 
 MASK_VALUE = -1e9  # the tutorials' additive mask value for hidden positions
 
@@ -32,8 +32,7 @@ def merge_heads(x: np.ndarray) -> np.ndarray:
 
 
 def _row_sums(x: np.ndarray) -> np.ndarray:
-    # Sums over a short last axis are one of NumPy's slowest reductions; a matrix-vector product is not.
-    return x @ np.ones(x.shape[-1], x.dtype)
+    return x @ ones_vector(x.shape[-1], x.dtype)
 
 
 def softmax_last_axis(scores: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ gradient summed back to their own shape with ``unbroadcast``.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,15 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad.reshape(shape)
+
+
+@functools.lru_cache(maxsize=256)
+def ones_vector(n: int, dtype: np.dtype) -> np.ndarray:
+    """A shared read-only vector of ``n`` ones. Summing a short axis as a matrix-vector product
+    (``x @ ones``) is one BLAS call, several times faster than NumPy's reduction over short rows."""
+    ones = np.ones(n, dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 def _broadcast_error(name: str, sym: str, a: np.ndarray, b: np.ndarray) -> ValueError:

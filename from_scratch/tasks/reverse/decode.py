@@ -81,8 +81,10 @@ def beam_search(model: Any, src: np.ndarray, layout: TokenLayout, beam_size: int
     A hypothesis of n tokens (EOS included) with summed log-probability s scores s / n**length_penalty,
     so long outputs are not crowded out just for being long. Each step keeps, per source, the
     ``beam_size`` best unfinished continuations; a candidate ending in EOS among the top ``beam_size``
-    finishes. A source stops once ``beam_size`` hypotheses have finished (or at the length limit, where
-    the best unfinished one is returned). With ``beam_size=1`` this is exactly greedy decoding.
+    finishes. A source stops once its best finished hypothesis scores at least as well as every
+    unfinished beam would if it ended now (or at the length limit, where an unfinished beam is returned
+    if nothing finished). With ``beam_size=1`` this is exactly greedy decoding: the one beam finishes
+    when EOS is the top token, and then nothing unfinished can score higher.
     """
     if beam_size < 1:
         raise ValueError(f"beam_search: beam_size must be at least 1, got {beam_size}")
@@ -91,7 +93,6 @@ def beam_search(model: Any, src: np.ndarray, layout: TokenLayout, beam_size: int
     limit = decode_limit(model, src.shape[1], max_new_tokens)
     best_score = np.full(n, -np.inf)
     best_seq: list[np.ndarray | None] = [None] * n
-    n_finished = np.zeros(n, dtype=np.int64)
     with no_grad():
         src_mask = create_padding_mask(src, PAD)
         memory = model.encode(src, src_mask)
@@ -119,12 +120,12 @@ def beam_search(model: Any, src: np.ndarray, layout: TokenLayout, beam_size: int
                 src_row, j = active[a], best_new[a]
                 best_score[src_row] = norm[a, j]
                 best_seq[src_row] = np.append(hyps[a, beam[a, j]], layout.eos)
-            n_finished[active] += finishing.sum(axis=1)
             # Continue with the first k candidates that do not end in EOS.
             cont = ~is_eos & (np.cumsum(~is_eos, axis=1) <= k)
             parent, tok, scores = (x[cont].reshape(m, k) for x in (beam, tok, top_score))
             hyps = np.concatenate([np.take_along_axis(hyps, parent[:, :, None], axis=1), tok[:, :, None]], axis=2)
-            still = n_finished[active] < k
+            # Done when no unfinished beam, scored at its current length, beats the best finished one.
+            still = scores.max(axis=1) / (t + 1) ** length_penalty > best_score[active]
             if t == limit - 1 or not still.any():
                 break
             index = (np.arange(m)[:, None] * k + parent)[still].ravel()
