@@ -25,7 +25,8 @@ __all__ = ["main", "build_parser"]
 _DEFAULTS = ReverseConfig()
 # train flag -> ReverseConfig field
 _TRAIN_FLAGS = {"steps": "steps", "batch_size": "batch_size", "lr": "lr", "warmup": "warmup",
-                "min_len": "min_len", "max_len": "max_len", "length_sampling": "length_sampling", "vocab_size": "vocab_size",
+                "min_len": "min_len", "max_len": "max_len", "length_sampling": "length_sampling",
+                "vocab_size": "vocab_size",
                 "hidden_size": "hidden_size", "layers": "num_layers", "heads": "num_heads", "ff_size": "ff_size",
                 "dropout": "dropout", "norm_first": "norm_first", "label_smoothing": "label_smoothing",
                 "seed": "seed", "eval_every": "eval_every", "checkpoint_every": "checkpoint_every"}

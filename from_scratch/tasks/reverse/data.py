@@ -19,8 +19,8 @@ import numpy as np
 from ...autograd.tensor import Tensor
 from ...functional import create_causal_mask, create_padding_mask
 
-__all__ = ["PAD", "LENGTH_SAMPLING", "TokenLayout", "Batch", "random_sequences", "make_batch", "target_mask", "batch_for_step",
-           "parse_tokens"]
+__all__ = ["PAD", "LENGTH_SAMPLING", "TokenLayout", "Batch", "random_sequences", "make_batch", "target_mask",
+           "batch_for_step", "parse_tokens"]
 
 PAD = 0
 
