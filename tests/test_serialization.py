@@ -127,3 +127,14 @@ def test_atomic_write_failures_keep_the_old_file(tmp_path, monkeypatch, dies_in)
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.bin"]
     atomic_write(tmp_path / "sub" / "new.bin", b"x")  # creates the folder
     assert (tmp_path / "sub" / "new.bin").read_bytes() == b"x"
+
+
+def test_saved_files_get_the_umask_mode_not_mkstemps_private_one(tmp_path):
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        fs.save({"w": np.zeros(3, np.float32)}, tmp_path / "m.safetensors")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "m.safetensors").st_mode) == 0o644
