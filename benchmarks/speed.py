@@ -153,9 +153,9 @@ def bench_training(name: str, size: dict, rounds: int) -> dict:
         pair = [(ours_ms, our_step, ours, opt, batches), (torch_ms, torch_step, theirs, topt, torch_batches)]
         for out, *rest in (pair if r % 2 == 0 else pair[::-1]):
             out.append(run(*rest))
-    ratios = [t / o for o, t in zip(ours_ms, torch_ms)]
-    return {"size": name, "ours_ms": statistics.median(ours_ms), "torch_ms": statistics.median(torch_ms),
-            "ratio": statistics.median(ratios), "flops": train_flops(size)}
+    ours_ms, torch_ms = statistics.median(ours_ms), statistics.median(torch_ms)
+    return {"size": name, "ours_ms": ours_ms, "torch_ms": torch_ms, "ratio": torch_ms / ours_ms,
+            "flops": train_flops(size)}
 
 
 # ---------------------------------------------------------------- greedy decoding
