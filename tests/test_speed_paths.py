@@ -100,7 +100,19 @@ def test_linear_matches_torch_on_a_strided_input(torch_parity):
                  randn(5))
 
 
-@pytest.mark.parametrize("rows", [6, 600])  # a one-hot product for small tables, sorted sums for large ones
+def test_fresh_gradients_kept_without_a_copy_still_add_up(torch_parity):
+    # x is both input and weight of one Linear (two fresh gradients for one leaf, added in place) and
+    # the input of another; the sum also fans in through Add, whose gradients are shared, not fresh.
+    torch_parity(lambda x, w, b: F.linear(x, x, b) + F.linear(x, w) + x,
+                 lambda x, w, b: torch.nn.functional.linear(x, x, b) + torch.nn.functional.linear(x, w) + x,
+                 randn(3, 3), randn(3, 3), randn(3))
+    x = Tensor(randn(2, 3), requires_grad=True)
+    w, b = Tensor(randn(4, 3), requires_grad=True), Tensor(randn(4), requires_grad=True)
+    F.linear(x, w, b).sum().backward()
+    assert len({id(t.grad) for t in (x, w, b)}) == 3
+
+
+@pytest.mark.parametrize("rows", [6, 100])  # a one-hot product for small tables, sorted sums for large ones
 def test_embedding_gradcheck_and_parity_with_repeats_and_padding(finite_diff, torch_parity, rows):
     ids = np.array([[1, 5, 1], [0, 5, 5]])
     finite_diff(lambda w: F.embedding(ids, w), randn(rows, 2))
@@ -167,15 +179,18 @@ def test_softmax_is_exact_for_rows_far_below_the_largest_score(dtype):
     scores = randn(2, 3, 5) * 3
     scores[0, 0] += 1000  # far above every other row: the overall max would underflow the others
     scores[1, 2] = -1e9   # a fully masked row: uniform weights, as with a per-row max
+    scores[0, 1, 2] = np.nan  # a NaN spoils its own row only
     scores = scores.astype(dtype)
     expected = np.exp(scores - scores.max(-1, keepdims=True))
     expected /= expected.sum(-1, keepdims=True)
-    np.testing.assert_allclose(softmax_last_axis(scores.copy()), expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    got = softmax_last_axis(scores.copy())
+    np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert np.isnan(got[0, 1]).all() and np.isfinite(np.delete(got.reshape(6, 5), 1, axis=0)).all()
 
 
 def test_attention_mask_errors_name_the_shapes():
     q = Tensor(randn(2, 3, 8))
-    with pytest.raises(ValueError, match=r"mask of shape \(2, 3\) does not broadcast to scores of shape \(2, 2, 3, 3\)"):
+    with pytest.raises(ValueError, match=r"mask of shape \(2, 3\) does not broadcast to scores of shape \(2, 2, 3, 3"):
         F.scaled_dot_product_attention(q, q, q, mask=np.zeros((2, 3)), num_heads=2)
     with pytest.raises(ValueError, match=r"keys of shape \(2, 3, 7\) cannot be split into 2 heads"):
         F.scaled_dot_product_attention(q, Tensor(randn(2, 3, 7)), q, num_heads=2)

@@ -83,6 +83,9 @@ class Function:
     """Base class of a differentiable op: subclass it with ``forward`` and ``backward``."""
 
     released = False  # set once backward has run and the saved arrays are freed
+    # True when backward always returns new arrays that nothing else holds: the engine then keeps them
+    # as gradients without a defensive copy (it must copy views, or one array returned for two inputs).
+    fresh_grads = False
     # Set by ``apply`` (which skips ``__init__``): the input tensors, and which of them need a gradient.
     parents: tuple
     needs_input_grad: tuple

@@ -41,9 +41,9 @@ def softmax_last_axis(scores: np.ndarray) -> np.ndarray:
     Softmax is unchanged by subtracting a constant; the usual constant is each row's max, but a max
     over a short axis is slow. The overall max is cheap and keeps exp from overflowing; a row far
     below it (row sum under e^-20, so terms below e^-60 of its max could underflow) is redone with
-    its own max, as is a fully masked row.
+    its own max, as is a fully masked row. ``fmax`` skips NaN, so a NaN row stays NaN on its own.
     """
-    e = np.subtract(scores, scores.max())
+    e = np.subtract(scores, np.fmax.reduce(scores, axis=None))
     np.exp(e, out=e)
     sums = _row_sums(e)
     low = sums < 2e-9
@@ -62,6 +62,8 @@ class AttentionWeights(Function):
     A constant ``mask`` (additive, or boolean True where allowed) is a keyword; an additive mask
     that needs a gradient is a third input.
     """
+
+    fresh_grads = True
 
     def forward(self, q, k, mask_tensor=None, mask=None, scale=1.0, heads=None):
         self.merge_q, self.merge_k = heads is not None and q.ndim == 3, heads is not None and k.ndim == 3
@@ -101,8 +103,10 @@ class AttentionWeights(Function):
 class AttendValues(Function):
     """weights (B, heads, T_q, T_k) @ values split into heads, merged back to (B, T_q, H)."""
 
+    fresh_grads = True
+
     def forward(self, weights, v, heads=1):
-        self.v_ndim, self.weights, self.heads = v.ndim, weights, heads
+        self.merge_v, self.weights, self.heads = v.ndim == 3, weights, heads
         self.v = split_heads(v, heads)
         return merge_heads(weights @ self.v)
 
@@ -112,5 +116,5 @@ class AttendValues(Function):
         dv = None
         if self.needs_input_grad[1]:
             dv = self.weights.swapaxes(-1, -2) @ g
-            dv = merge_heads(dv) if self.v_ndim == 3 else dv
+            dv = merge_heads(dv) if self.merge_v else dv
         return dw, dv

@@ -141,6 +141,7 @@ class Tensor:
                 in_grads = (in_grads,)
             if anomaly:
                 _check_finite(type(ctx).__name__, "backward", *in_grads)
+            fresh = ctx.fresh_grads
             for parent, pg in zip(ctx.parents, in_grads):
                 if pg is None or not parent.requires_grad:
                     continue
@@ -148,9 +149,11 @@ class Tensor:
                     raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape "
                                        f"{pg.shape} for an input of shape {parent.data.shape}")
                 if parent._ctx is None:
-                    parent._accumulate(pg)
-                elif parent not in grads:
-                    grads[parent] = pg  # maybe a view shared with another input: never written into
+                    parent._accumulate(pg, fresh)
+                elif parent not in grads:  # unless fresh, pg may be a view or shared: never written into
+                    grads[parent] = pg
+                    if fresh:
+                        owned.add(parent)
                 elif parent in owned:
                     grads[parent] += pg
                 else:
@@ -159,9 +162,10 @@ class Tensor:
             if not retain_graph:
                 ctx.release()
 
-    def _accumulate(self, g: np.ndarray) -> None:
+    def _accumulate(self, g: np.ndarray, fresh: bool = False) -> None:
         if self.grad is None:
-            self.grad = np.array(g, dtype=self.data.dtype)  # own copy: g may be a view shared elsewhere
+            # An own copy, unless g is a new array no one else holds (see Function.fresh_grads).
+            self.grad = g if fresh and g.dtype == self.data.dtype else np.array(g, dtype=self.data.dtype)
         else:
             self.grad += g
 
@@ -383,8 +387,7 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     """Return the graph's non-leaf nodes parents-first: a depth-first walk with an explicit stack
     of (node, iterator over its parents), so deep graphs need no recursion."""
     order: list[Tensor] = []
-    visited = {root}
-    stack = [(root, iter(_parents_of(root)))]
+    visited, stack = {root}, [(root, iter(_parents_of(root)))]
     while stack:
         node, parents = stack[-1]
         for p in parents:
