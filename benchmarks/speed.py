@@ -163,18 +163,15 @@ def bench_training(name: str, size: dict, rounds: int) -> dict:
 def torch_greedy(twin, seqs, layout, batch_size: int = 500) -> list[np.ndarray]:
     """Greedy decoding as ``from_scratch.tasks.reverse.predict`` does it (length-sorted batches, finished
     rows dropped), but without a cache: every step runs the decoder over the whole prefix again."""
-    from from_scratch.tasks.reverse.data import PAD
+    from from_scratch.tasks.reverse.data import PAD, pad_sources
     from from_scratch.tasks.reverse.decode import decode_limit
     order = np.argsort([len(s) for s in seqs], kind="stable")
     results: list = [None] * len(seqs)
     with torch.inference_mode():
         for start in range(0, len(seqs), batch_size):
             idx = order[start:start + batch_size]
-            width = max(len(seqs[i]) for i in idx)
-            src = np.full((len(idx), width), PAD, dtype=np.int64)
-            for row, i in enumerate(idx):
-                src[row, :len(seqs[i])] = seqs[i]
-            n, limit = len(idx), decode_limit(twin, width)
+            src = pad_sources([seqs[i] for i in idx])
+            n, limit = len(idx), decode_limit(twin, src.shape[1])
             out, lengths = np.full((n, limit), PAD, dtype=np.int64), np.full(n, limit)
             src_t = torch.from_numpy(src)
             src_pad = src_t == PAD

@@ -83,16 +83,23 @@ def random_sequences(rng: np.random.Generator, n: int, min_len: int, max_len: in
     return [tokens[i, :length] for i, length in enumerate(lengths)]
 
 
+def pad_sources(seqs: Sequence[Sequence[int]]) -> np.ndarray:
+    """Stack content sequences into one (n, longest) int64 array, padded with PAD on the right."""
+    src = np.full((len(seqs), max(len(s) for s in seqs)), PAD, dtype=np.int64)
+    for i, s in enumerate(seqs):
+        src[i, :len(s)] = s
+    return src
+
+
 def make_batch(seqs: Sequence[Sequence[int]], layout: TokenLayout) -> Batch:
     """Pad content sequences into source, decoder input and target arrays, with their masks."""
     lengths = np.array([len(s) for s in seqs])
     if len(seqs) == 0 or lengths.min() == 0:
         raise ValueError("make_batch: every sequence needs at least one token")
     n, width = len(seqs), int(lengths.max())
-    src = np.full((n, width), PAD, dtype=np.int64)
+    src = pad_sources(seqs)
     tgt_out = np.full((n, width + 1), PAD, dtype=np.int64)
     for i, s in enumerate(seqs):
-        src[i, :len(s)] = s
         tgt_out[i, :len(s)] = s[::-1]
         tgt_out[i, len(s)] = layout.eos
     # Teacher forcing: the decoder sees SOS and the target shifted right by one.

@@ -13,7 +13,7 @@ import numpy as np
 
 from ...autograd.function import no_grad
 from ...functional import create_causal_mask, create_padding_mask
-from .data import PAD, TokenLayout
+from .data import PAD, TokenLayout, pad_sources
 
 __all__ = ["greedy_decode", "beam_search", "decode_limit", "predict"]
 
@@ -147,10 +147,7 @@ def predict(model: Any, seqs: Sequence[np.ndarray], layout: TokenLayout, beam_si
     results: list[Any] = [None] * len(seqs)
     for start in range(0, len(seqs), batch_size):
         idx = order[start:start + batch_size]
-        width = max(len(seqs[i]) for i in idx)
-        src = np.full((len(idx), width), PAD, dtype=np.int64)
-        for row, i in enumerate(idx):
-            src[row, :len(seqs[i])] = seqs[i]
+        src = pad_sources([seqs[i] for i in idx])
         if beam_size == 1:
             outs = greedy_decode(model, src, layout, max_new_tokens)
         else:
