@@ -5,19 +5,19 @@ Classes are on the last axis (``axis=-1``) throughout, NumPy style.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from .autograd import fused, fused_attention
+from .autograd import fused, fused_attention, fused_blocks
 from .autograd.ops import _check_axis
 from .autograd.special import Erfc
 from .autograd.tensor import Tensor, get_default_dtype, where
 from .random import get_rng
 
 __all__ = ["relu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "linear", "embedding",
-           "layer_norm", "scaled_dot_product_attention", "cross_entropy", "nll_loss", "mse_loss",
-           "binary_cross_entropy", "binary_cross_entropy_with_logits", "create_padding_mask",
+           "layer_norm", "scaled_dot_product_attention", "multi_head_attention", "feed_forward", "cross_entropy",
+           "nll_loss", "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "create_padding_mask",
            "create_causal_mask", "where"]
 
 MASK_VALUE = fused_attention.MASK_VALUE  # the tutorials' additive mask value for hidden positions
@@ -81,6 +81,15 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return fused.Linear.apply(x, weight) if bias is None else fused.Linear.apply(x, weight, bias)
 
 
+def feed_forward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, dropout_p: float = 0.0,
+                 training: bool = True) -> Tensor:
+    """linear(dropout(relu(linear(x, w1, b1))), w2, b2) as one node: the Transformer's feed-forward block."""
+    if x.shape[-1:] != w1.shape[1:] or w2.shape[1:] != w1.shape[:1]:
+        raise ValueError(f"feed_forward: input of shape {x.shape}, w1 of shape {w1.shape} and w2 of shape "
+                         f"{w2.shape} do not chain (x (..., H), w1 (F, H), w2 (H_out, F))")
+    return fused_blocks.FeedForward.apply(x, w1, b1, w2, b2, dropout_p=dropout_p if training else 0.0, rng=get_rng())
+
+
 def embedding(ids: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Look up rows of ``weight``; repeated ids get their gradients summed, ``padding_idx``'s row none."""
     ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
@@ -125,22 +134,52 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = No
     batch = _broadcast_shapes(qs[:-2], ks[:-2])
     if batch is None:
         raise ValueError(f"attention: the batch axes of queries {q.shape} and keys {k.shape} cannot broadcast")
-    scores_shape = batch + (qs[-2], ks[-2])
-    inputs, constant = [q, k], None
-    if mask is not None:
-        m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
-        if _broadcast_shapes(m.shape, scores_shape) != scores_shape:
-            raise ValueError(f"attention: mask of shape {m.shape} does not broadcast to "
-                             f"scores of shape {scores_shape}")
-        if getattr(mask, "requires_grad", False) and m.dtype != bool:
-            inputs.append(mask)
-        else:  # a constant, added in the scores' dtype (no silent float64 upcast)
-            constant = m
+    inputs, constant = [q, k], _attention_mask(mask, batch + (qs[-2], ks[-2]))
+    if _mask_needs_grad(mask):
+        inputs.append(mask)
+        constant = None
     weights = fused_attention.AttentionWeights.apply(*inputs, mask=constant, scale=1 / math.sqrt(qs[-1]),
                                                      heads=num_heads)
     dropped = dropout(weights, dropout_p, training)
     out = dropped @ v if num_heads is None else fused_attention.AttendValues.apply(dropped, v, heads=num_heads)
     return (out, weights) if return_weights else out
+
+
+def multi_head_attention(x: Tensor, memory: Tensor, params: Sequence[Tensor], num_heads: int, mask: Any = None,
+                         dropout_p: float = 0.0, training: bool = True) -> tuple[Tensor, np.ndarray]:
+    """Multi-head attention as one node: queries from x, keys and values from memory (pass the same
+    tensor for self-attention), ``params`` = (wq, bq, wk, bk, wv, bv, wo, bo) of the four projections.
+
+    ``mask`` is a constant additive or boolean mask as for ``scaled_dot_product_attention``. Returns
+    the output (B, T_q, H) and the attention weights (B, num_heads, T_q, T_k) as an ndarray.
+    """
+    h = params[0].shape[1]
+    if x.ndim != 3 or memory.ndim != 3 or x.shape[0] != memory.shape[0] or x.shape[2] != h or memory.shape[2] != h:
+        raise ValueError(f"multi_head_attention: queries of shape {x.shape} and keys/values of shape {memory.shape} "
+                         f"need (B, T, {h}) with the same B")
+    if _mask_needs_grad(mask):
+        raise ValueError("multi_head_attention: the mask must be a constant (use scaled_dot_product_attention "
+                         "for a mask that needs a gradient)")
+    constant = _attention_mask(mask, (x.shape[0], num_heads, x.shape[1], memory.shape[1]))
+    inputs = (x,) if memory is x else (x, memory)
+    out, ctx = fused_blocks.MultiHeadAttention.apply_with_ctx(
+        *inputs, *params, mask=constant, heads=num_heads, dropout_p=dropout_p if training else 0.0, rng=get_rng())
+    return out, ctx.weights
+
+
+def _attention_mask(mask: Any, scores_shape: tuple) -> np.ndarray | None:
+    """The mask as an array, checked to broadcast to the scores' shape."""
+    if mask is None:
+        return None
+    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if _broadcast_shapes(m.shape, scores_shape) != scores_shape:
+        raise ValueError(f"attention: mask of shape {m.shape} does not broadcast to scores of shape {scores_shape}")
+    return m
+
+
+def _mask_needs_grad(mask: Any) -> bool:
+    # An additive float mask can be trained; any other mask is a constant, added in the scores' dtype.
+    return getattr(mask, "requires_grad", False) and mask.dtype != bool
 
 
 def _broadcast_shapes(a: tuple, b: tuple) -> tuple | None:

@@ -38,8 +38,11 @@ def close(ours, theirs) -> None:
     np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-10)
 
 
-def check_against_torch(b, tq, tk, hidden, heads, self_attention, causal, pad_lengths, seed=0):
-    """Compare output, per-head weights and every gradient with torch for one configuration."""
+def check_against_torch(b, tq, tk, hidden, heads, self_attention, causal, pad_lengths, seed=0, fused=False):
+    """Compare output, per-head weights and every gradient with torch for one configuration.
+
+    ``fused``: call the layer as the Transformer does (one tensor for keys and values, and for the
+    queries too in self-attention, no returned weights), which takes the fused one-node path."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     theirs = torch.nn.MultiheadAttention(hidden, heads, batch_first=True, dtype=torch.float64)
@@ -47,7 +50,7 @@ def check_against_torch(b, tq, tk, hidden, heads, self_attention, causal, pad_le
     copy_from_torch(ours, theirs)
     q_np = rng.standard_normal((b, tq, hidden))
     kv_np = q_np if self_attention else rng.standard_normal((b, tk, hidden))
-    v_np = q_np if self_attention else rng.standard_normal((b, tk, hidden))
+    v_np = q_np if self_attention else kv_np if fused else rng.standard_normal((b, tk, hidden))
     tk = kv_np.shape[1]
 
     mask, attn_mask, key_padding = None, None, None
@@ -64,28 +67,41 @@ def check_against_torch(b, tq, tk, hidden, heads, self_attention, causal, pad_le
     out_t, w_t = theirs(tq_t, tk_t, tv_t, key_padding_mask=key_padding, attn_mask=attn_mask,
                         need_weights=True, average_attn_weights=False)
     q, k, v = (Tensor(a, requires_grad=True) for a in (q_np, kv_np, v_np))
-    out, w = ours(q, k, v, mask, return_weights=True)
-
+    if fused:
+        k = v = q if self_attention else k
+        out = ours(q, k, v, mask)
+        assert type(out._ctx).__name__ == "MultiHeadAttention"  # one node: the fused path was taken
+    else:
+        out, w = ours(q, k, v, mask, return_weights=True)
+        assert ours.attn_weights is w.data
+        close(w.data, w_t.detach().numpy())
     close(out.data, out_t.detach().numpy())
-    close(w.data, w_t.detach().numpy())
-    assert ours.attn_weights is w.data and ours.attn_weights.shape == (b, heads, tq, tk)
+    close(ours.attn_weights, w_t.detach().numpy())
+    assert ours.attn_weights.shape == (b, heads, tq, tk)
 
     grad_out = rng.standard_normal(out.shape)
     out_t.backward(torch.tensor(grad_out))
     out.backward(grad_out)
     for name, g in torch_grads(theirs).items():
         close(dict(ours.named_parameters())[name].grad, g)
+    if fused:  # q, k and v are one or two tensors here: their gradients add up
+        expected = [tq_t.grad + tk_t.grad + tv_t.grad] if self_attention else [tq_t.grad, tk_t.grad + tv_t.grad]
+        for ours_in, g in zip((q, k), expected):
+            close(ours_in.grad, g.numpy())
+        return
     for ours_in, theirs_in in ((q, tq_t), (k, tk_t), (v, tv_t)):
         close(ours_in.grad, theirs_in.grad.numpy())
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("causal,pad_lengths", [(False, None), (True, None), (False, [6, 3]), (True, [6, 4])])
-def test_self_attention_matches_torch(float64, causal, pad_lengths):
-    check_against_torch(2, 6, 6, 16, 4, True, causal, pad_lengths)
+def test_self_attention_matches_torch(float64, causal, pad_lengths, fused):
+    check_against_torch(2, 6, 6, 16, 4, True, causal, pad_lengths, fused=fused)
 
 
-def test_cross_attention_with_padding_matches_torch(float64):
-    check_against_torch(3, 4, 7, 12, 3, False, False, [7, 2, 5], seed=1)
+@pytest.mark.parametrize("fused", [False, True])
+def test_cross_attention_with_padding_matches_torch(float64, fused):
+    check_against_torch(3, 4, 7, 12, 3, False, False, [7, 2, 5], seed=1, fused=fused)
 
 
 @settings(max_examples=8, deadline=None)
@@ -93,7 +109,7 @@ def test_cross_attention_with_padding_matches_torch(float64):
        seed=st.integers(0, 2 ** 16))
 def test_random_shapes_match_torch(b, tq, tk, heads, seed):
     set_default_dtype(np.float64)  # conftest's autouse fixture restores it
-    check_against_torch(b, tq, tk, 8, heads, False, False, None, seed=seed)
+    check_against_torch(b, tq, tk, 8, heads, False, False, None, seed=seed, fused=seed % 2 == 0)
 
 
 def test_hidden_not_divisible_by_heads_is_an_error():

@@ -104,6 +104,11 @@ class Function:
     @classmethod
     def apply(cls, *tensors: "Tensor", **kwargs: Any) -> "Tensor":
         """Run ``forward`` on the tensors' arrays and record the op if any input needs grad."""
+        return cls.apply_with_ctx(*tensors, **kwargs)[0]
+
+    @classmethod
+    def apply_with_ctx(cls, *tensors: "Tensor", **kwargs: Any) -> tuple["Tensor", "Function"]:
+        """``apply``, also returning the op object, for callers that read what its forward kept."""
         # The hot path of every op: a few microseconds of Python, so it avoids every needless call.
         ctx = object.__new__(cls)
         ctx.parents = tensors
@@ -119,7 +124,7 @@ class Function:
             out.requires_grad, out._ctx = True, ctx
         else:
             out.requires_grad, out._ctx = False, None
-        return out
+        return out, ctx
 
 
 # Tensor itself: tensor.py sets this (it imports this module, so this module cannot import it;

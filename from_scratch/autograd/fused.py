@@ -8,6 +8,7 @@ exactly like the primitives.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -79,50 +80,88 @@ class CrossEntropy(Function):
         return (grad * scale).astype(self.logp.dtype, copy=False).reshape(self.shape)
 
 
+@functools.lru_cache(maxsize=256)
+def mean_vector(n: int, dtype: np.dtype) -> np.ndarray:
+    """A shared read-only vector of ``n`` entries 1/n: ``x @ mean_vector(n)`` is the mean of each row of x."""
+    avg = np.full(n, 1 / max(n, 1), dtype)
+    avg.flags.writeable = False
+    return avg
+
+
 class LayerNorm(Function):
-    """Normalise over the trailing ``ndim`` axes, then scale and shift."""
+    """Normalise over the trailing ``ndim`` axes, then scale and shift.
+
+    Written for many short rows (a Transformer's (batch * length, hidden) activations), where each
+    NumPy call costs more than its arithmetic: the rows' sums are matrix-vector products (one BLAS
+    call, several times faster than NumPy's reduction over short rows), and stretching a vector
+    across the matrix (x - mean[:, None], x * w), which costs about two elementwise ops, is done
+    as rarely as possible: the outer product rstd_i w_j is one BLAS call, shared by both passes.
+    """
 
     fresh_grads = True
 
     def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
-        # On a (rows, features) view, every sum over the features is a matrix-vector product with a
-        # vector of ones: one BLAS call, several times faster than NumPy's reduction over short rows.
-        self.shape, self.weight = x.shape, weight
+        return self._normalize(x, weight, bias, ndim, eps, owned=False)
+
+    def _normalize(self, x, weight, bias, ndim, eps, owned):
+        """layer_norm(x); ``owned``: x is the caller's own new array, which may be centred in place."""
+        self.shape = x.shape
         x = x.reshape(-1, math.prod(x.shape[x.ndim - ndim:]))
-        self.inv_n = inv_n = x.dtype.type(1 / max(x.shape[1], 1))
-        self.ones = ones_vector(x.shape[1], x.dtype)
-        mean = x @ self.ones
-        mean *= inv_n
-        xc = x - mean[:, None]
-        var = np.einsum("ij,ij->i", xc, xc) * inv_n
-        var += x.dtype.type(eps)
-        self.rstd = rstd = np.sqrt(var, out=var)[:, None]
-        np.divide(1, rstd, out=rstd)
-        self.xhat = xhat = np.multiply(xc, rstd, out=xc)
-        if weight is None:
-            return xhat.reshape(self.shape)
-        out = xhat * weight.reshape(-1)
+        self.avg = avg = mean_vector(x.shape[1], x.dtype)
+        self.xc = xc = np.subtract(x, x.dot(avg)[:, None], out=x if owned else None)
+        out = np.square(xc)
+        var = out.dot(avg)
+        var += eps
+        self.rstd2 = np.reciprocal(var, out=var)  # 1 / (var + eps), and its square root:
+        self.rstd = rstd = np.sqrt(var)
+        self.wshape = None if weight is None else weight.shape
+        self.w = w = ones_vector(x.shape[1], x.dtype) if weight is None else weight.reshape(-1)
+        self.scale = scale = np.dot(rstd[:, None], w[None])  # rstd_i w_j, so that out = xc * scale + bias
+        np.multiply(xc, scale, out=out)
         if bias is not None:
             out += bias.reshape(-1)
         return out.reshape(self.shape)
 
     def backward(self, g):
-        needs, xhat, w = self.needs_input_grad, self.xhat, self.weight
-        g = g.reshape(xhat.shape)
-        dw = np.einsum("ij,ij->j", g, xhat).reshape(w.shape) if len(needs) > 1 and needs[1] else None
-        db = (ones_vector(len(g), g.dtype) @ g).reshape(w.shape) if len(needs) > 2 and needs[2] else None
-        dx = None
-        if needs[0]:
-            # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-            dxhat = g * w.reshape(-1) if w is not None else g.copy()
-            m1 = dxhat @ self.ones
-            m1 *= self.inv_n
-            m2 = np.einsum("ij,ij->i", dxhat, xhat) * self.inv_n
-            dxhat -= xhat * m2[:, None]
-            dxhat -= m1[:, None]
-            dxhat *= self.rstd
-            dx = dxhat.reshape(self.shape)
-        return (dx, dw, db)[:len(needs)]
+        needs = self.needs_input_grad
+        return self._grads(g, *needs)[:len(needs)]
+
+    def _grads(self, g, need_x, need_weight=False, need_bias=False):
+        """The gradients of the normalised input, the weight and the bias (None where not needed)."""
+        xc, rstd, w = self.xc, self.rstd, self.w
+        g = g.reshape(xc.shape)
+        gxc = g * xc
+        dx = dw = db = None
+        if need_weight:  # sum over rows of g * xhat, with xhat = xc * rstd
+            dw = rstd.dot(gxc).reshape(self.wshape)
+        if need_bias:
+            db = ones_vector(len(g), g.dtype).dot(g).reshape(self.wshape)
+        if need_x:
+            # dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) with dxhat = g w and xhat = xc rstd,
+            # that is dx = g scale - mean(g scale) - xc rstd^3 mean(g w xc)
+            dx = g * self.scale
+            mean = dx.dot(self.avg)
+            c = gxc.dot(w * self.avg)
+            c *= rstd
+            c *= self.rstd2
+            dx -= np.multiply(xc, c[:, None], out=gxc)
+            dx -= mean[:, None]
+            dx = dx.reshape(self.shape)
+        return dx, dw, db
+
+
+class AddLayerNorm(LayerNorm):
+    """``layer_norm(x + y)`` as one node: the residual "Add & Norm" of a post-norm Transformer layer."""
+
+    fresh_grads = False  # x and y get the same gradient array: the engine must not add into it in place
+
+    def forward(self, x, y, weight=None, bias=None, ndim=1, eps=1e-5):
+        return self._normalize(np.add(x, y), weight, bias, ndim, eps, owned=True)
+
+    def backward(self, g):
+        needs = self.needs_input_grad  # d(x + y)/dx = d(x + y)/dy = 1
+        dx, dw, db = self._grads(g, needs[0] or needs[1], *needs[2:])
+        return (dx, dx, dw, db)[:len(needs)]
 
 
 class BinaryCrossEntropy(Function):

@@ -240,7 +240,8 @@ class Sigmoid(Function):
 
 class ReLU(Function):
     def forward(self, a):
-        self.mask = a > 0
+        # A 0/1 mask in a's dtype: a float-by-bool product is a slow mixed-type loop in NumPy.
+        self.mask = (a > 0).astype(a.dtype)
         return a * self.mask
 
     def backward(self, g):

@@ -61,7 +61,8 @@ class FeedForward(Module):
         self.linear2 = Linear(ff_size, hidden_size)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.linear2(self.dropout(F.relu(self.linear1(x))))
+        return F.feed_forward(x, self.linear1.weight, self.linear1.bias, self.linear2.weight, self.linear2.bias,
+                              self.dropout.p, self.training)
 
 
 def _sublayer(x: Tensor, norm: LayerNorm, dropout: Dropout, fn: Callable[[Tensor], Tensor],
@@ -115,27 +116,26 @@ class DecoderLayer(Module):
         self.norm1, self.norm2, self.norm3 = LayerNorm(hidden_size), LayerNorm(hidden_size), LayerNorm(hidden_size)
         self.dropout1, self.dropout2, self.dropout3 = Dropout(dropout), Dropout(dropout), Dropout(dropout)
 
-    def _self_kv(self, h: Tensor, cache: dict | None) -> tuple[Tensor, Tensor]:
-        if cache is None:
-            return self.self_attn.project_kv(h, h, split=False)
+    def _self_kv(self, h: Tensor, cache: dict) -> tuple[Tensor, Tensor]:
         k, v = self.self_attn.project_kv(h, h)
         if "self_k" in cache:  # the new positions join the keys and values of those before
             k, v = Tensor.cat([cache["self_k"], k], axis=2), Tensor.cat([cache["self_v"], v], axis=2)
         cache["self_k"], cache["self_v"] = k, v
         return k, v
 
-    def _memory_kv(self, memory: Tensor, cache: dict | None) -> tuple[Tensor, Tensor]:
-        if cache is None:
-            return self.cross_attn.project_kv(memory, memory, split=False)
+    def _memory_kv(self, memory: Tensor, cache: dict) -> tuple[Tensor, Tensor]:
         if "memory_k" not in cache:  # the encoder output is fixed: project it once
             cache["memory_k"], cache["memory_v"] = self.cross_attn.project_kv(memory, memory)
         return cache["memory_k"], cache["memory_v"]
 
     def forward(self, x: Tensor, memory: Tensor, src_mask: Any = None, tgt_mask: Any = None,
                 cache: dict | None = None) -> Tensor:
-        x = _sublayer(x, self.norm1, self.dropout1,
-                      lambda h: self.self_attn.attend(h, *self._self_kv(h, cache), mask=tgt_mask), self.norm_first)
-        x = _sublayer(x, self.norm2, self.dropout2,
-                      lambda h: self.cross_attn.attend(h, *self._memory_kv(memory, cache), mask=src_mask),
-                      self.norm_first)
+        if cache is None:  # the whole target at once
+            self_attn = lambda h: self.self_attn(h, h, h, tgt_mask)  # noqa: E731
+            cross_attn = lambda h: self.cross_attn(h, memory, memory, src_mask)  # noqa: E731
+        else:  # the newest positions, attending to the cached keys and values
+            self_attn = lambda h: self.self_attn.attend(h, *self._self_kv(h, cache), mask=tgt_mask)  # noqa: E731
+            cross_attn = lambda h: self.cross_attn.attend(h, *self._memory_kv(memory, cache), mask=src_mask)  # noqa: E731
+        x = _sublayer(x, self.norm1, self.dropout1, self_attn, self.norm_first)
+        x = _sublayer(x, self.norm2, self.dropout2, cross_attn, self.norm_first)
         return _sublayer(x, self.norm3, self.dropout3, self.feed_forward, self.norm_first)
