@@ -1,4 +1,5 @@
 """Optimizers, schedules and clipping against torch.optim, state_dict round trips, dtypes and errors."""
+import copy
 import math
 
 import numpy as np
@@ -404,3 +405,75 @@ def test_load_state_dict_rejects_mismatches_and_changes_nothing():
     with pytest.raises(ValueError, match="unexpected key 'momentum'"):
         fresh.load_state_dict({**sd, "momentum": np.zeros(1)})
     assert fresh.lr == 0.5 and fresh.state == {}
+
+
+# ------------------------------------------------------------------ Adam's cached flat buffers
+ADAM_CONFIGS = [("Adam", dict(lr=0.02)), ("Adam", dict(lr=0.02, weight_decay=0.1)),
+                ("AdamW", dict(lr=0.02, weight_decay=0.3))]
+
+
+@pytest.mark.parametrize("name,kwargs", ADAM_CONFIGS)
+def test_adam_cache_follows_every_change_between_steps_like_torch(name, kwargs):
+    # Adam keeps its flat buffers from step to step; each event below must be seen as torch sees it.
+    init = make_init(2)
+    params, tparams = fs_params(init), [torch.tensor(a, requires_grad=True) for a in init]
+    groups = lambda ps: [{"params": ps[:2]}, {"params": ps[2:], "lr": 0.01}]  # noqa: E731
+    opt, topt = getattr(optim, name)(groups(params), **kwargs), getattr(torch.optim, name)(groups(tparams), **kwargs)
+    arrays = [p.data for p in params]
+    for step in range(18):
+        opt.zero_grad()
+        topt.zero_grad()
+        fs_loss(params).backward()
+        torch_loss(tparams).backward()
+        if step in (3, 4):  # w2 misses two steps (its step count and bias corrections lag) while the
+            params[2].grad = tparams[2].grad = None  # unused parameter has one: as many gradients, not the same
+            params[4].grad, tparams[4].grad = np.full(3, 0.5), torch.full((3,), 0.5, dtype=torch.float64)
+        if step == 5:  # hyperparameters change between steps
+            for o in (opt, topt):
+                o.param_groups[1]["lr"] = 0.05
+                o.param_groups[0]["betas"] = (0.8, 0.99)
+        if step == 6:
+            snapshot, tsnapshot = opt.state_dict(), copy.deepcopy(topt.state_dict())
+        if step == 7:  # a new .data array, as Module.load_state_dict assigns
+            params[2].data = params[2].data * 0.5
+            tparams[2].data = tparams[2].data * 0.5
+            arrays[2] = params[2].data
+        if step == 9:  # moments rebound by hand
+            opt.state[params[3]]["exp_avg"] = np.ones_like(params[3].data)
+            topt.state[tparams[3]]["exp_avg"] = torch.ones_like(tparams[3])
+            opt.state[params[1]]["exp_avg_sq"] = np.full_like(params[1].data, 0.01)
+            topt.state[tparams[1]]["exp_avg_sq"] = torch.full_like(tparams[1], 0.01)
+        if step == 11:
+            opt.load_state_dict(snapshot)
+            topt.load_state_dict(tsnapshot)
+        if step == 13:  # a reset: every step count starts again from 1
+            opt.state.clear()
+            topt.state.clear()
+        if step == 15:  # a non-contiguous gradient takes the np.concatenate path
+            params[0].grad = np.asfortranarray(params[0].grad)
+            assert not params[0].grad.flags.c_contiguous
+        opt.step()
+        topt.step()
+        for i, (p, tp) in enumerate(zip(params, tparams)):
+            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-6, atol=1e-6,
+                                       err_msg=f"{name} {kwargs} step {step} parameter {i}")
+            assert p.data is arrays[i]  # updated in place
+        steps = [opt.state[p]["step"] for p in params[:4]]
+        assert steps == [int(topt.state[tp]["step"]) for tp in tparams[:4]], f"step {step}"
+    assert steps == [5, 5, 5, 5] and params[4] not in opt.state
+
+
+def test_adam_gradients_of_another_dtype_are_cast_and_of_the_wrong_size_rejected():
+    # Gradients are joined as raw bytes when they have the parameters' dtype, else cast by np.concatenate:
+    # float64 and float16 gradients whose bytes add up to those of float32 ones must still be cast.
+    pairs = [[Tensor(np.zeros(n, np.float32), requires_grad=True) for n in (2, 4)] for _ in range(2)]
+    for (a, b), dtypes in zip(pairs, [(np.float32, np.float32), (np.float64, np.float16)]):
+        a.grad, b.grad = np.array([1.0, -2.0], dtypes[0]), np.array([0.5, 1.0, -1.0, 3.0], dtypes[1])
+        optim.Adam([a, b], lr=0.1).step()
+    assert all(p.data.dtype == np.float32 and np.array_equal(p.data, q.data) for p, q in zip(*pairs))
+    assert not np.array_equal(pairs[0][0].data, np.zeros(2))
+    bad = Tensor(np.zeros(3, np.float32), requires_grad=True)
+    bad.grad = np.ones(1, np.float32)  # the wrong size (and one that would broadcast)
+    with pytest.raises(ValueError, match=r"Adam.step: the gradients \(shapes \[\(1,\)\]\) hold 1 values, the "
+                                         r"optimizer's state 3"):
+        optim.Adam([bad]).step()

@@ -13,7 +13,7 @@ from from_scratch import functional as F
 from from_scratch.autograd import ops
 from from_scratch.autograd.function import Function
 from from_scratch.autograd.fused_attention import softmax_last_axis
-from from_scratch.nn import Linear, Transformer
+from from_scratch.nn import EncoderLayer, Linear, Transformer
 from from_scratch.optim import Adam
 
 rng = np.random.default_rng(0)
@@ -260,3 +260,79 @@ def test_adam_rebuilds_its_flat_buffers_after_load_state_dict():
     opt.step()  # continues from step 1, not from the stale flat buffers of step 2
     assert opt.state[params[0]]["step"] == 2
     np.testing.assert_array_equal(opt.state[params[0]]["exp_avg"], saved["state.0.exp_avg"] * 0.9 + 0.1)
+
+
+# ---------------------------------------------------------------- fused residual add + layer norm
+
+# (x shape, weight shape or None, with a bias): one axis, two axes, weight only, no affine
+@pytest.mark.parametrize("shape,wshape,with_bias", [((2, 3, 4), (4,), True), ((2, 3, 4), (3, 4), True),
+                                                    ((3, 5), (5,), False), ((2, 3, 4), None, False)])
+def test_add_layer_norm_equals_composed_and_torch(finite_diff, torch_parity, shape, wshape, with_bias):
+    arrays = [randn(*shape), randn(*shape)] + ([randn(*wshape)] if wshape else []) + (
+        [randn(*wshape)] if with_bias else [])
+    ndim = len(wshape) if wshape else 1
+
+    def fused(x, y, *params):
+        return F.add_layer_norm(x, y, *params, normalized_ndim=ndim)
+
+    def composed(x, y, *params):
+        return F.layer_norm(x + y, *params, normalized_ndim=ndim)
+
+    finite_diff(fused, *arrays)
+    torch_parity(fused, lambda x, y, *params: torch.nn.functional.layer_norm(x + y, shape[-ndim:], *params),
+                 *arrays)
+    g = randn(*shape)
+    results = []
+    for fn in (fused, composed):
+        inputs = [Tensor(a, requires_grad=True, dtype=np.float64) for a in arrays]
+        out = fn(*inputs)
+        out.backward(g)
+        results.append([out.data] + [t.grad for t in inputs])
+    for i, (got, want) in enumerate(zip(*results)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=f"array {i}")
+
+
+def _torch_add_layer_norm(x, y, w, b):
+    return torch.nn.functional.layer_norm(x + y, w.shape, w, b)
+
+
+@pytest.mark.parametrize("leaves", [True, False])
+@pytest.mark.parametrize("reused", ["x", "y"])
+@pytest.mark.parametrize("norm_last", [True, False])
+def test_add_layer_norm_gradients_of_x_and_y_stay_separate(torch_parity, leaves, reused, norm_last):
+    # x and y get the same gradient. Were it one array, adding the gradient from the other use of x (or y)
+    # into it would change y's (x's) too; whether that add comes after the norm's backward depends on the order.
+    def graph(add_ln, x, y, w, b):
+        if not leaves:
+            x, y = x * 1, y * 1
+        other_use = (x if reused == "x" else y) * 3
+        return other_use + add_ln(x, y, w, b) if norm_last else add_ln(x, y, w, b) + other_use
+
+    torch_parity(lambda *a: graph(F.add_layer_norm, *a), lambda *a: graph(_torch_add_layer_norm, *a),
+                 randn(3, 4), randn(3, 4), randn(4), randn(4))
+
+
+def test_add_layer_norm_gradients_accumulate_over_two_backward_passes(float64):
+    arrays = [randn(3, 4), randn(3, 4), randn(4), randn(4)]
+    g = randn(3, 4)
+    ours = [Tensor(a, requires_grad=True) for a in arrays]
+    for _ in range(2):  # the second pass adds into the .grad arrays the first one left
+        F.add_layer_norm(*ours).backward(g)
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    _torch_add_layer_norm(*theirs).backward(torch.from_numpy(g))
+    for i, (o, t) in enumerate(zip(ours, theirs)):
+        np.testing.assert_allclose(o.grad, 2 * t.grad.numpy(), rtol=1e-10, err_msg=f"input {i}")
+
+
+def test_post_norm_layers_fuse_the_residual_add_into_the_norm():
+    x = Tensor(randn(2, 3, 8), requires_grad=True)
+    assert type(EncoderLayer(8, 2, 16)(x)._ctx).__name__ == "AddLayerNorm"
+    assert type(EncoderLayer(8, 2, 16, norm_first=True)(x)._ctx).__name__ == "Add"
+
+
+def test_add_layer_norm_errors_name_the_problem():
+    x = Tensor(randn(2, 4))
+    with pytest.raises(ValueError, match=r"add_layer_norm: x of shape \(2, 4\) and y of shape \(1, 4\)"):
+        F.add_layer_norm(x, Tensor(randn(1, 4)))
+    with pytest.raises(ValueError, match="add_layer_norm: a bias needs a weight"):
+        F.add_layer_norm(x, x, bias=Tensor(randn(4)))

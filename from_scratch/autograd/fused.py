@@ -95,7 +95,8 @@ class LayerNorm(Function):
     NumPy call costs more than its arithmetic: the rows' sums are matrix-vector products (one BLAS
     call, several times faster than NumPy's reduction over short rows), and stretching a vector
     across the matrix (x - mean[:, None], x * w), which costs about two elementwise ops, is done
-    as rarely as possible: the outer product rstd_i w_j is one BLAS call, shared by both passes.
+    as rarely as possible: the outer product rstd_i w_j is one BLAS call. The backward makes that
+    product again rather than keep it, so only one array of the input's size is saved (x - mean).
     """
 
     fresh_grads = True
@@ -116,8 +117,7 @@ class LayerNorm(Function):
         self.rstd = rstd = np.sqrt(var)
         self.wshape = None if weight is None else weight.shape
         self.w = w = ones_vector(x.shape[1], x.dtype) if weight is None else weight.reshape(-1)
-        self.scale = scale = np.dot(rstd[:, None], w[None])  # rstd_i w_j, so that out = xc * scale + bias
-        np.multiply(xc, scale, out=out)
+        np.multiply(xc, np.dot(rstd[:, None], w[None]), out=out)  # xc_ij * rstd_i w_j
         if bias is not None:
             out += bias.reshape(-1)
         return out.reshape(self.shape)
@@ -138,8 +138,9 @@ class LayerNorm(Function):
             db = ones_vector(len(g), g.dtype).dot(g).reshape(self.wshape)
         if need_x:
             # dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) with dxhat = g w and xhat = xc rstd,
-            # that is dx = g scale - mean(g scale) - xc rstd^3 mean(g w xc)
-            dx = g * self.scale
+            # that is dx = g rstd w - mean(g rstd w) - xc rstd^3 mean(g w xc)
+            dx = np.dot(rstd[:, None], w[None])
+            dx *= g
             mean = dx.dot(self.avg)
             c = gxc.dot(w * self.avg)
             c *= rstd

@@ -48,8 +48,8 @@ def softmax_last_axis(scores: np.ndarray) -> np.ndarray:
     e = np.subtract(scores, np.fmax.reduce(scores, axis=None))
     np.exp(e, out=e)
     sums = _row_sums(e)
-    low = sums < 2e-9
-    if low.any():
+    if not sums.min() >= 2e-9:  # (NaN fails this test too)
+        low = ~(sums >= 2e-9)
         rows = scores[low]
         rows = np.exp(rows - rows.max(axis=-1, keepdims=True))
         e[low] = rows

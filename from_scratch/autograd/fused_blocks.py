@@ -10,9 +10,11 @@ can; the tests check both against the composed ops, finite differences and PyTor
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .fused_attention import attention_weights, merge_heads, softmax_backward
+from .fused_attention import attention_weights, softmax_backward
 from .function import Function
 from .ops import ones_vector
 
@@ -61,11 +63,14 @@ class MultiHeadAttention(Function):
             self.m2, self.wq, self.w_kv = arrays[0].reshape(-1, h), wq, np.concatenate((wk, wv))
             (self.q,) = _project(self.x2, wq, bq, 1, b, heads)
             self.k, self.v = _project(self.m2, self.w_kv, np.concatenate((bk, bv)), 2, b, heads)
-        self.scale = x.dtype.type(1 / np.sqrt(h // heads))
+        self.scale = x.dtype.type(1 / math.sqrt(h // heads))
         self.weights, self.hidden = attention_weights(self.q, self.k, mask, self.scale)
         self.keep = _dropout_scale(self.weights.shape, dropout_p, rng, x.dtype)
         self.dropped = self.weights if self.keep is None else self.weights * self.keep
-        self.context = merge_heads(self.dropped @ self.v).reshape(-1, h)  # the heads side by side
+        # weights @ values, written straight into the heads-side-by-side layout (B, T_q, heads, d)
+        context = np.empty((b, t, heads, h // heads), x.dtype)
+        np.matmul(self.dropped, self.v, out=context.transpose(0, 2, 1, 3))
+        self.context = context.reshape(-1, h)
         out = self.context @ self.wo.T
         out += bo
         return out.reshape(b, t, h)

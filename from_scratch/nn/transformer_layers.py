@@ -67,10 +67,11 @@ class FeedForward(Module):
 
 def _sublayer(x: Tensor, norm: LayerNorm, dropout: Dropout, fn: Callable[[Tensor], Tensor],
               norm_first: bool) -> Tensor:
-    # The residual "Add & Norm" around a sub-layer: pre-norm x + f(norm(x)), post-norm norm(x + f(x)).
+    # The residual "Add & Norm" around a sub-layer: pre-norm x + f(norm(x)), post-norm norm(x + f(x)),
+    # the latter's add and norm fused into one op.
     if norm_first:
         return x + dropout(fn(norm(x)))
-    return norm(x + dropout(fn(x)))
+    return F.add_layer_norm(x, dropout(fn(x)), norm.weight, norm.bias, norm.eps, len(norm.normalized_shape))
 
 
 class EncoderLayer(Module):
