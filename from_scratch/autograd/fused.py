@@ -49,35 +49,39 @@ class CrossEntropy(Function):
         c = logits.shape[-1]
         x = logits.reshape(-1, c)
         t = target.reshape(-1)
-        self.valid = np.ones(t.shape, dtype=bool) if ignore_index is None else t != ignore_index
-        t = np.where(self.valid, t, 0)
+        self.valid = None if ignore_index is None else t != ignore_index
+        self.t = t if self.valid is None else np.where(self.valid, t, 0)
+        self.rows, self.eps, self.reduction, self.shape = np.arange(len(t)), label_smoothing, reduction, logits.shape
+        # log softmax = shifted - lse with shifted = x - rowmax and lse = log(sum(exp(shifted))): stable at any scale
         shifted = x - x.max(axis=1, keepdims=True)
-        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        rows = np.arange(len(t))
-        # loss_i = -(1 - eps) * logp[i, t_i] - eps / C * sum_c logp[i, c]
-        loss = -(1 - label_smoothing) * logp[rows, t]
+        self.e = np.exp(shifted)
+        ones = ones_vector(c, x.dtype)
+        self.sums = self.e @ ones
+        # loss_i = -(1 - eps) logp[i, t_i] - eps / C sum_c logp[i, c]
+        #        = lse_i - (1 - eps) shifted[i, t_i] - eps / C sum_c shifted[i, c]
+        loss = np.log(self.sums)
+        loss -= (1 - label_smoothing) * shifted[self.rows, self.t]
         if label_smoothing:
-            loss = loss - (label_smoothing / c) * logp.sum(axis=1)
-        loss = loss * self.valid
-        self.logp, self.t, self.eps, self.reduction = logp, t, label_smoothing, reduction
-        self.shape, self.count = logits.shape, max(int(self.valid.sum()), 1)
+            loss -= (label_smoothing / c) * (shifted @ ones)
+        if self.valid is not None:
+            loss *= self.valid
+        self.count = len(t) if self.valid is None else max(int(self.valid.sum()), 1)
         if reduction == "none":
             return loss.reshape(target.shape)
         total = loss.sum()
         return total / np.asarray(self.count, dtype=logits.dtype) if reduction == "mean" else total
 
     def backward(self, g):
-        # d loss_i / d logits_i = softmax_i - (1 - eps) * onehot(t_i) - eps / C
-        c = self.logp.shape[1]
-        grad = np.exp(self.logp)
-        grad[np.arange(len(self.t)), self.t] -= 1 - self.eps
+        # d loss_i / d logits_i = softmax_i - (1 - eps) * onehot(t_i) - eps / C, times each row's weight w_i
+        # (the incoming gradient, over the count for "mean", zero for ignored targets)
+        w = g.reshape(-1) if self.reduction == "none" else (g / self.count if self.reduction == "mean" else g)
+        if self.valid is not None:
+            w = w * self.valid
+        grad = self.e * (w / self.sums)[:, None]  # softmax * w, with one division per row
+        grad[self.rows, self.t] -= (1 - self.eps) * w
         if self.eps:
-            grad -= self.eps / c
-        if self.reduction == "none":
-            scale = g.reshape(-1, 1) * self.valid[:, None]
-        else:
-            scale = self.valid[:, None] * (g / self.count if self.reduction == "mean" else g)
-        return (grad * scale).astype(self.logp.dtype, copy=False).reshape(self.shape)
+            grad -= (self.eps / self.e.shape[1]) * np.reshape(w, (-1, 1))
+        return grad.reshape(self.shape)
 
 
 @functools.lru_cache(maxsize=256)
