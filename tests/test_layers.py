@@ -78,6 +78,7 @@ def test_dropout_scales_in_training_and_is_identity_in_eval():
 
 def test_default_init_matches_torch_statistics():
     fs.manual_seed(0)
+    torch.manual_seed(0)  # unseeded, torch's 200 biases' std strays past the tolerance in about one run in five
     lin, tlin = nn.Linear(300, 200), torch.nn.Linear(300, 200)
     bound = 1 / math.sqrt(300)  # kaiming_uniform(a=sqrt(5)) for the weight, U(-1/sqrt(fan_in), ..) for the bias
     for ours, theirs in [(lin.weight, tlin.weight), (lin.bias, tlin.bias)]:

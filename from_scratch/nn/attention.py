@@ -99,7 +99,8 @@ class MultiHeadAttention(Module):
     def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Any = None, return_weights: bool = False) -> Any:
         if k is v and not return_weights and not F._mask_needs_grad(mask):
             # The usual case (self-attention, or attention over an encoder's output) is one fused node.
-            params = [p for lin in (self.q_linear, self.k_linear, self.v_linear, self.fc) for p in (lin.weight, lin.bias)]
+            linears = (self.q_linear, self.k_linear, self.v_linear, self.fc)
+            params = [p for lin in linears for p in (lin.weight, lin.bias)]
             out, self.attn_weights = F.multi_head_attention(q, k, params, self.num_heads, mask, self.attention.dropout,
                                                             self.training)
             return out

@@ -117,26 +117,25 @@ class DecoderLayer(Module):
         self.norm1, self.norm2, self.norm3 = LayerNorm(hidden_size), LayerNorm(hidden_size), LayerNorm(hidden_size)
         self.dropout1, self.dropout2, self.dropout3 = Dropout(dropout), Dropout(dropout), Dropout(dropout)
 
-    def _self_kv(self, h: Tensor, cache: dict) -> tuple[Tensor, Tensor]:
-        k, v = self.self_attn.project_kv(h, h)
-        if "self_k" in cache:  # the new positions join the keys and values of those before
+    def _self_attend(self, h: Tensor, mask: Any, cache: dict | None) -> Tensor:
+        if cache is None:  # the whole target at once: one fused node
+            return self.self_attn(h, h, h, mask)
+        k, v = self.self_attn.project_kv(h, h)  # the newest positions only
+        if "self_k" in cache:  # they join the keys and values of those before
             k, v = Tensor.cat([cache["self_k"], k], axis=2), Tensor.cat([cache["self_v"], v], axis=2)
         cache["self_k"], cache["self_v"] = k, v
-        return k, v
+        return self.self_attn.attend(h, k, v, mask=mask)
 
-    def _memory_kv(self, memory: Tensor, cache: dict) -> tuple[Tensor, Tensor]:
+    def _cross_attend(self, h: Tensor, memory: Tensor, mask: Any, cache: dict | None) -> Tensor:
+        if cache is None:
+            return self.cross_attn(h, memory, memory, mask)
         if "memory_k" not in cache:  # the encoder output is fixed: project it once
             cache["memory_k"], cache["memory_v"] = self.cross_attn.project_kv(memory, memory)
-        return cache["memory_k"], cache["memory_v"]
+        return self.cross_attn.attend(h, cache["memory_k"], cache["memory_v"], mask=mask)
 
     def forward(self, x: Tensor, memory: Tensor, src_mask: Any = None, tgt_mask: Any = None,
                 cache: dict | None = None) -> Tensor:
-        if cache is None:  # the whole target at once
-            self_attn = lambda h: self.self_attn(h, h, h, tgt_mask)  # noqa: E731
-            cross_attn = lambda h: self.cross_attn(h, memory, memory, src_mask)  # noqa: E731
-        else:  # the newest positions, attending to the cached keys and values
-            self_attn = lambda h: self.self_attn.attend(h, *self._self_kv(h, cache), mask=tgt_mask)  # noqa: E731
-            cross_attn = lambda h: self.cross_attn.attend(h, *self._memory_kv(memory, cache), mask=src_mask)  # noqa: E731
-        x = _sublayer(x, self.norm1, self.dropout1, self_attn, self.norm_first)
-        x = _sublayer(x, self.norm2, self.dropout2, cross_attn, self.norm_first)
+        x = _sublayer(x, self.norm1, self.dropout1, lambda h: self._self_attend(h, tgt_mask, cache), self.norm_first)
+        x = _sublayer(x, self.norm2, self.dropout2, lambda h: self._cross_attend(h, memory, src_mask, cache),
+                      self.norm_first)
         return _sublayer(x, self.norm3, self.dropout3, self.feed_forward, self.norm_first)
