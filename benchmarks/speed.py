@@ -56,6 +56,8 @@ if ARGS.memory_probe is None or ARGS.memory_probe[0] == "torch":  # our memory p
 
 # Transformer sizes (2 encoder + 2 decoder layers, 4 heads, vocabulary 20) and the batches they train on.
 SIZES = {
+    # almost no arithmetic: what each library's step costs in Python and per-op dispatch alone
+    "overhead": dict(hidden=8, ff=8, batch=1, length=2, steps_per_round=50),
     "tutorial": dict(hidden=64, ff=128, batch=16, length=10, steps_per_round=20),
     "medium": dict(hidden=128, ff=512, batch=32, length=16, steps_per_round=6),
     "large": dict(hidden=256, ff=1024, batch=64, length=32, steps_per_round=2),
