@@ -13,7 +13,7 @@ from .autograd import fused, fused_attention, fused_blocks
 from .autograd.ops import _check_axis
 from .autograd.special import Erfc
 from .autograd.tensor import Tensor, get_default_dtype, where
-from .random import get_rng
+from .random import dropout_scale
 
 __all__ = ["relu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "linear", "embedding",
            "layer_norm", "add_layer_norm", "scaled_dot_product_attention", "multi_head_attention", "feed_forward",
@@ -68,8 +68,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if p == 1:
         return x * 0
-    keep = get_rng().random(x.shape) >= p
-    return x * (keep * (1 / (1 - p))).astype(x.dtype)
+    return x * dropout_scale(x.shape, p, x.dtype)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -87,7 +86,7 @@ def feed_forward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, drop
     if x.shape[-1:] != w1.shape[1:] or w2.shape[1:] != w1.shape[:1]:
         raise ValueError(f"feed_forward: input of shape {x.shape}, w1 of shape {w1.shape} and w2 of shape "
                          f"{w2.shape} do not chain (x (..., H), w1 (F, H), w2 (H_out, F))")
-    return fused_blocks.FeedForward.apply(x, w1, b1, w2, b2, dropout_p=dropout_p if training else 0.0, rng=get_rng())
+    return fused_blocks.FeedForward.apply(x, w1, b1, w2, b2, dropout_p=dropout_p if training else 0.0)
 
 
 def embedding(ids: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
@@ -178,7 +177,7 @@ def multi_head_attention(x: Tensor, memory: Tensor, params: Sequence[Tensor], nu
     constant = _attention_mask(mask, (x.shape[0], num_heads, x.shape[1], memory.shape[1]))
     inputs = (x,) if memory is x else (x, memory)
     out, ctx = fused_blocks.MultiHeadAttention.apply_with_ctx(
-        *inputs, *params, mask=constant, heads=num_heads, dropout_p=dropout_p if training else 0.0, rng=get_rng())
+        *inputs, *params, mask=constant, heads=num_heads, dropout_p=dropout_p if training else 0.0)
     return out, ctx.weights
 
 

@@ -26,3 +26,14 @@ def get_rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore a state from ``get_rng_state``."""
     _rng[0].bit_generator.state = state
+
+
+def dropout_scale(shape: tuple, p: float, dtype: Any) -> np.ndarray | None:
+    """Inverted dropout's multiplier for 0 <= p < 1: 0 with probability p, else 1 / (1 - p) (None when p is 0).
+
+    Every dropout in the library draws here, so the fused blocks drop exactly what the composed ops would.
+    """
+    if not p:
+        return None
+    keep = _rng[0].random(shape) >= p
+    return (keep * (1 / (1 - p))).astype(dtype)

@@ -8,13 +8,12 @@ exactly like the primitives.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 
 from .function import Function
-from .ops import ones_vector
+from .ops import mean_vector, ones_vector
 
 
 class Softmax(Function):
@@ -82,14 +81,6 @@ class CrossEntropy(Function):
         if self.eps:
             grad -= (self.eps / self.e.shape[1]) * np.reshape(w, (-1, 1))
         return grad.reshape(self.shape)
-
-
-@functools.lru_cache(maxsize=256)
-def mean_vector(n: int, dtype: np.dtype) -> np.ndarray:
-    """A shared read-only vector of ``n`` entries 1/n: ``x @ mean_vector(n)`` is the mean of each row of x."""
-    avg = np.full(n, 1 / max(n, 1), dtype)
-    avg.flags.writeable = False
-    return avg
 
 
 class LayerNorm(Function):
@@ -229,11 +220,18 @@ class Linear(Function):
 
     def backward(self, g):
         needs = self.needs_input_grad
-        g = g.reshape(-1, g.shape[-1])
-        dx = (g @ self.weight).reshape(self.shape) if needs[0] else None  # dL/dx = g W
-        dw = g.T @ self.x if needs[1] else None  # dL/dW = g^T x, summed over every leading index at once
-        db = ones_vector(len(g), g.dtype) @ g if len(needs) > 2 and needs[2] else None  # sum over rows
-        return dx, dw, db
+        dx, dw, db = linear_grads(g.reshape(-1, g.shape[-1]), self.x, self.weight, *needs[:2],
+                                  len(needs) > 2 and needs[2])
+        return (None if dx is None else dx.reshape(self.shape)), dw, db
+
+
+def linear_grads(g: np.ndarray, x: np.ndarray, w: np.ndarray, need_x: bool = True, need_w: bool = True,
+                 need_b: bool = True) -> tuple:
+    """The gradients of y = x @ w.T + b (x of shape (rows, in)) from g = dL/dy (None where not needed)."""
+    dx = g @ w if need_x else None  # dL/dx = g W
+    dw = g.T @ x if need_w else None  # dL/dW = g^T x, summed over every row at once
+    db = ones_vector(len(g), g.dtype) @ g if need_b else None  # dL/db: the column sums of g
+    return dx, dw, db
 
 
 class Embedding(Function):

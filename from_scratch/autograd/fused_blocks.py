@@ -14,17 +14,10 @@ import math
 
 import numpy as np
 
-from .fused_attention import attention_weights, softmax_backward
+from ..random import dropout_scale
 from .function import Function
-from .ops import ones_vector
-
-
-def _dropout_scale(shape: tuple, p: float, rng: np.random.Generator | None, dtype: np.dtype) -> np.ndarray | None:
-    """Inverted dropout's multiplier (0 or 1 / (1 - p)), drawn exactly as ``functional.dropout`` draws it."""
-    if not p:
-        return None
-    keep = rng.random(shape) >= p
-    return (keep * (1 / (1 - p))).astype(dtype)
+from .fused import linear_grads
+from .fused_attention import attention_weights, softmax_backward
 
 
 def _project(x2: np.ndarray, w: np.ndarray, b: np.ndarray, parts: int, batch: int, heads: int) -> np.ndarray:
@@ -34,24 +27,20 @@ def _project(x2: np.ndarray, w: np.ndarray, b: np.ndarray, parts: int, batch: in
     return out.reshape(batch, -1, parts, heads, w.shape[1] // heads).transpose(2, 0, 3, 1, 4)
 
 
-def _linear_grads(g2: np.ndarray, x2: np.ndarray, w: np.ndarray, needs_x: bool) -> tuple:
-    """The gradients of y = x2 @ w.T + b from g2 = dL/dy: x2's (g2 w), w's (g2^T x2) and b's (column sums)."""
-    return (g2 @ w if needs_x else None), g2.T @ x2, ones_vector(len(g2), g2.dtype) @ g2
-
-
 class MultiHeadAttention(Function):
     """All of multi-head attention: fc(concat_h softmax(q_h k_h^T * scale + mask) v_h) with
     q = x Wq^T + bq and k, v projected alike from ``memory`` (from x itself for self-attention).
 
     Inputs: x (B, T_q, H), then memory (B, T_k, H) unless keys and values come from x, then
     wq, bq, wk, bk, wv, bv, wo, bo. Keywords: a constant ``mask`` (additive, or boolean True where
-    allowed) broadcasting to (B, heads, T_q, T_k), ``heads``, and ``dropout_p`` with the ``rng``
-    that draws the dropout on the weights. ``self.weights`` keeps the weights (before dropout).
+    allowed) broadcasting to (B, heads, T_q, T_k), ``heads``, and ``dropout_p`` on the weights (drawn
+    from the library's generator, as ``functional.dropout`` draws). ``self.weights`` keeps the weights
+    (before dropout).
     """
 
     fresh_grads = True
 
-    def forward(self, x, *arrays, mask=None, heads=1, dropout_p=0.0, rng=None):
+    def forward(self, x, *arrays, mask=None, heads=1, dropout_p=0.0):
         self.self_attention = len(arrays) == 8
         wq, bq, wk, bk, wv, bv, self.wo, bo = arrays[-8:]
         b, t, h = x.shape
@@ -65,7 +54,7 @@ class MultiHeadAttention(Function):
             self.k, self.v = _project(self.m2, self.w_kv, np.concatenate((bk, bv)), 2, b, heads)
         self.scale = x.dtype.type(1 / math.sqrt(h // heads))
         self.weights, self.hidden = attention_weights(self.q, self.k, mask, self.scale)
-        self.keep = _dropout_scale(self.weights.shape, dropout_p, rng, x.dtype)
+        self.keep = dropout_scale(self.weights.shape, dropout_p, x.dtype)
         self.dropped = self.weights if self.keep is None else self.weights * self.keep
         # weights @ values, written straight into the heads-side-by-side layout (B, T_q, heads, d)
         context = np.empty((b, t, heads, h // heads), x.dtype)
@@ -79,7 +68,7 @@ class MultiHeadAttention(Function):
         needs, b, heads = self.needs_input_grad, self.q.shape[0], self.q.shape[1]
         g2 = g.reshape(-1, g.shape[-1])
         # Output projection, then back into the heads: d context (B, heads, T_q, d).
-        d_context, dwo, dbo = _linear_grads(g2, self.context, self.wo, True)
+        d_context, dwo, dbo = linear_grads(g2, self.context, self.wo, True)
         d_context = d_context.reshape(b, -1, heads, self.q.shape[-1]).transpose(0, 2, 1, 3)
         # context = dropped @ v: d dropped = d context v^T, dv = dropped^T d context.
         d_weights = d_context @ self.v.swapaxes(-1, -2)
@@ -96,12 +85,12 @@ class MultiHeadAttention(Function):
         np.matmul(self.dropped.swapaxes(-1, -2), d_context, out=dv)
         if self.self_attention:
             np.matmul(ds, self.k, out=d_in.transpose(2, 0, 3, 1, 4)[0])
-            dx, dw_in, db_in = _linear_grads(d_in.reshape(len(self.x2), -1), self.x2, self.w_in, needs[0])
+            dx, dw_in, db_in = linear_grads(d_in.reshape(len(self.x2), -1), self.x2, self.w_in, needs[0])
             return (_shaped(dx, g.shape), *_interleave(dw_in, db_in, 3), dwo, dbo)
         dq = np.empty((b, g.shape[1], heads, self.q.shape[3]), g.dtype)
         np.matmul(ds, self.k, out=dq.transpose(0, 2, 1, 3))
-        dx, dwq, dbq = _linear_grads(dq.reshape(g2.shape), self.x2, self.wq, needs[0])
-        dm, dw_kv, db_kv = _linear_grads(d_in.reshape(len(self.m2), -1), self.m2, self.w_kv, needs[1])
+        dx, dwq, dbq = linear_grads(dq.reshape(g2.shape), self.x2, self.wq, needs[0])
+        dm, dw_kv, db_kv = linear_grads(d_in.reshape(len(self.m2), -1), self.m2, self.w_kv, needs[1])
         return (_shaped(dx, g.shape), _shaped(dm, (b, -1, g.shape[-1])), dwq, dbq,
                 *_interleave(dw_kv, db_kv, 2), dwo, dbo)
 
@@ -119,20 +108,19 @@ def _interleave(dw: np.ndarray, db: np.ndarray, parts: int) -> list:
 class FeedForward(Function):
     """linear2(dropout(relu(linear1(x)))) as one node.
 
-    Inputs: x (..., H), w1 (F, H), b1 (F,), w2 (H, F), b2 (H,). Keywords: ``dropout_p`` and the ``rng``
-    that draws it.
+    Inputs: x (..., H), w1 (F, H), b1 (F,), w2 (H, F), b2 (H,). Keyword: ``dropout_p``.
     """
 
     fresh_grads = True
 
-    def forward(self, x, w1, b1, w2, b2, dropout_p=0.0, rng=None):
+    def forward(self, x, w1, b1, w2, b2, dropout_p=0.0):
         self.shape, self.w1, self.w2 = x.shape, w1, w2
         self.x2 = x.reshape(-1, x.shape[-1])
         hidden = self.x2 @ w1.T
         hidden += b1
         # ReLU as a product with its 0/1 mask, which is also its gradient (faster than np.maximum(h, 0)).
         self.mask = (hidden > 0).astype(hidden.dtype)
-        keep = _dropout_scale(hidden.shape, dropout_p, rng, x.dtype)
+        keep = dropout_scale(hidden.shape, dropout_p, x.dtype)
         if keep is not None:
             self.mask *= keep  # dropout after the ReLU: one multiplier for both
         self.act = hidden
@@ -143,7 +131,7 @@ class FeedForward(Function):
 
     def backward(self, g):
         g2 = g.reshape(-1, g.shape[-1])
-        d_act, dw2, db2 = _linear_grads(g2, self.act, self.w2, True)
+        d_act, dw2, db2 = linear_grads(g2, self.act, self.w2, True)
         d_act *= self.mask
-        dx, dw1, db1 = _linear_grads(d_act, self.x2, self.w1, self.needs_input_grad[0])
+        dx, dw1, db1 = linear_grads(d_act, self.x2, self.w1, self.needs_input_grad[0])
         return _shaped(dx, self.shape), dw1, db1, dw2, db2

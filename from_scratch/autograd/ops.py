@@ -26,13 +26,22 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad.reshape(shape)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=512)
+def _filled_vector(n: int, value: float, dtype: np.dtype) -> np.ndarray:
+    vector = np.full(n, value, dtype)
+    vector.flags.writeable = False  # shared between callers
+    return vector
+
+
 def ones_vector(n: int, dtype: np.dtype) -> np.ndarray:
     """A shared read-only vector of ``n`` ones. Summing a short axis as a matrix-vector product
     (``x @ ones``) is one BLAS call, several times faster than NumPy's reduction over short rows."""
-    ones = np.ones(n, dtype)
-    ones.flags.writeable = False
-    return ones
+    return _filled_vector(n, 1.0, dtype)
+
+
+def mean_vector(n: int, dtype: np.dtype) -> np.ndarray:
+    """A shared read-only vector of ``n`` entries 1/n: ``x @ mean_vector(n)`` is the mean of each row of x."""
+    return _filled_vector(n, 1 / max(n, 1), dtype)
 
 
 def _broadcast_error(name: str, sym: str, a: np.ndarray, b: np.ndarray) -> ValueError:
