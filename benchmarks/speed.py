@@ -123,8 +123,8 @@ def products_only_ms(size: dict, repeats: int = 20) -> float:
 
     The same products with the same shapes as the library's step: per attention the packed q/k/v (or q and
     packed k/v) projection, the per-head scores and weights @ values, the output projection; the two
-    feed-forward products; the output layer; each with its two backward products (three for attention's
-    batched ones, four with the input gradients). No framework can run the step faster than this on
+    feed-forward products; the output layer; each projection with its two backward products, and the
+    attention's four batched backward products. No framework can run the step faster than this on
     this BLAS, so PyTorch's time over it bounds the speed-up any NumPy library can reach.
     """
     h, ff, b, n = size["hidden"], size["ff"], size["batch"], size["length"]
