@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from ..functional.attention import _mask_needs_grad as mask_needs_grad
 from ..autograd.tensor import Tensor
 from . import init
 from .linear import Linear
@@ -97,7 +98,7 @@ class MultiHeadAttention(Module):
         return (out, weights) if return_weights else out
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Any = None, return_weights: bool = False) -> Any:
-        if k is v and not return_weights and not F._mask_needs_grad(mask):
+        if k is v and not return_weights and not mask_needs_grad(mask):
             # The usual case (self-attention, or attention over an encoder's output) is one fused node.
             linears = (self.q_linear, self.k_linear, self.v_linear, self.fc)
             params = [p for lin in linears for p in (lin.weight, lin.bias)]

@@ -1,0 +1,53 @@
+"""Layers as functions: dropout, linear, embedding and the Transformer's feed-forward block."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import fused, fused_blocks
+from ..autograd.tensor import Tensor
+from ..random import dropout_scale
+
+__all__ = ["dropout", "linear", "embedding", "feed_forward"]
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (inverted dropout)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0
+    return x * dropout_scale(x.shape, p, x.dtype)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias, with ``weight`` of shape (out_features, in_features)."""
+    xs, ws = x.data.shape, weight.data.shape
+    if not xs or len(ws) != 2 or xs[-1] != ws[-1]:
+        raise ValueError(f"linear: input of shape {xs} has {xs[-1] if xs else 'no'} features, "
+                         f"weight of shape {ws} expects {ws[-1] if ws else '?'}")
+    return fused.Linear.apply(x, weight) if bias is None else fused.Linear.apply(x, weight, bias)
+
+
+def feed_forward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, dropout_p: float = 0.0,
+                 training: bool = True) -> Tensor:
+    """linear(dropout(relu(linear(x, w1, b1))), w2, b2) as one node: the Transformer's feed-forward block."""
+    if x.shape[-1:] != w1.shape[1:] or w2.shape[1:] != w1.shape[:1]:
+        raise ValueError(f"feed_forward: input of shape {x.shape}, w1 of shape {w1.shape} and w2 of shape "
+                         f"{w2.shape} do not chain (x (..., H), w1 (F, H), w2 (H_out, F))")
+    return fused_blocks.FeedForward.apply(x, w1, b1, w2, b2, dropout_p=dropout_p if training else 0.0)
+
+
+def embedding(ids: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Look up rows of ``weight``; repeated ids get their gradients summed, ``padding_idx``'s row none."""
+    ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
+    n = weight.shape[0]
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        bad = ids.min() if ids.min() < 0 else ids.max()
+        raise IndexError(f"embedding: id {bad} is outside the table of {n} rows [0, {n})")
+    return fused.Embedding.apply(weight, ids=ids, padding_idx=padding_idx)
