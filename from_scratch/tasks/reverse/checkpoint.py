@@ -284,11 +284,12 @@ def load_train_state(folder: str, config: ReverseConfig, model: Any, optimizer: 
                      scheduler: Any) -> tuple[int, list[float]]:
     """Restore weights, optimizer, schedule and RNG state; return the step to continue from and pending losses."""
     path = os.path.join(folder, STATE)
+    shapes = header_shapes(path)
+    check_shapes(path, _unprefixed("model", shapes), config)  # before anything is read or allocated
     try:
-        meta, shapes = load_metadata(path), header_shapes(path)
+        meta = load_metadata(path)
         if meta.get("task") != TASK:
             raise ValueError(f"its task is {meta.get('task')!r}")
-        check_shapes(path, _unprefixed("model", shapes), config)
         step, pending = int(meta["step"]), shapes.get("pending_losses", ())
         if not 0 <= step <= LIMITS["steps"][1] or len(pending) != 1 or pending[0] > config.log_every:
             raise ValueError(f"step {step} or {pending[0] if pending else 'no'} pending losses out of range")
