@@ -27,7 +27,8 @@ def load(name: str) -> ModuleType:
 
 
 def _stored_results() -> tuple[ModuleType, dict]:
-    spec = importlib.util.spec_from_file_location("readme_results", EXAMPLES.parent / "benchmarks" / "readme_results.py")
+    path = EXAMPLES.parent / "benchmarks" / "readme_results.py"
+    spec = importlib.util.spec_from_file_location("readme_results", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module, json.loads(module.RESULTS.read_text())

@@ -78,7 +78,9 @@ def test_a_shape_mismatch_is_one_short_line(run, tmp_path):
 def test_resume_checks_the_train_state_header(run, tmp_path):
     folder = _copy(run, tmp_path, ff_size=48)
     os.remove(os.path.join(folder, "model.safetensors"))
-    with pytest.raises(ValueError, match=r"train_state\.safetensors does not match its config\.json: \S+linear1\.weight is \(32, 16\) there but \(48, 16\)"):
+    with pytest.raises(ValueError, match=r"cannot resume from \S+train_state\.safetensors: its model state does not "
+                                         r"match its config\.json: \S+linear1\.weight is \(32, 16\) there but "
+                                         r"\(48, 16\)"):
         train(out=folder, resume=True, log=lambda m: None)
 
 

@@ -158,15 +158,17 @@ def expected_shapes(config: ReverseConfig) -> dict[str, tuple[int, ...]]:
     (Tested against the built model: it lets a weights file be checked before anything is allocated.)
     """
     v, h, f = config.vocab_size, config.hidden_size, config.ff_size
-    shapes: dict[str, tuple[int, ...]] = {"token_embedding.weight": (v, h), "pos_encoding.pe": (config.max_positions, h)}
+    shapes: dict[str, tuple[int, ...]] = {"token_embedding.weight": (v, h),
+                                          "pos_encoding.pe": (config.max_positions, h)}
     for stack, attns, norms in (("encoder", ("self_attn",), 2), ("decoder", ("self_attn", "cross_attn"), 3)):
         for layer in range(config.num_layers):
             prefix = f"{stack}.layers.{layer}"
             for attn in attns:
                 for lin in ("q_linear", "k_linear", "v_linear", "fc"):
                     shapes.update({f"{prefix}.{attn}.{lin}.weight": (h, h), f"{prefix}.{attn}.{lin}.bias": (h,)})
-            shapes.update({f"{prefix}.feed_forward.linear1.weight": (f, h), f"{prefix}.feed_forward.linear1.bias": (f,),
-                           f"{prefix}.feed_forward.linear2.weight": (h, f), f"{prefix}.feed_forward.linear2.bias": (h,)})
+            ff = f"{prefix}.feed_forward"
+            shapes.update({f"{ff}.linear1.weight": (f, h), f"{ff}.linear1.bias": (f,),
+                           f"{ff}.linear2.weight": (h, f), f"{ff}.linear2.bias": (h,)})
             for k in range(1, norms + 1):
                 shapes.update({f"{prefix}.norm{k}.weight": (h,), f"{prefix}.norm{k}.bias": (h,)})
         shapes.update({f"{stack}.norm.weight": (h,), f"{stack}.norm.bias": (h,)})
@@ -184,15 +186,18 @@ def header_shapes(path: str) -> dict[str, tuple[int, ...]]:
         raise ValueError(f"{path} is not a valid safetensors file ({e})") from None
 
 
-def check_shapes(path: str, found: dict[str, tuple[int, ...]], config: ReverseConfig) -> None:
-    """Raise a one-line ValueError naming the first array whose shape config.json does not predict."""
+def check_shapes(subject: str, found: dict[str, tuple[int, ...]], config: ReverseConfig) -> None:
+    """Raise a one-line ValueError naming the first array whose shape config.json does not predict.
+
+    ``subject`` starts the message: ``"<subject> does not match its config.json: ..."``.
+    """
     want = expected_shapes(config)
     wrong = [f"{k} is {found[k]} there but {want[k]} by {CONFIG}" for k in want if k in found and found[k] != want[k]]
     wrong += [f"{k} is missing" for k in want if k not in found]
     wrong += [f"{k} is not part of this model" for k in found if k not in want]
     if wrong:
         more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
-        raise ValueError(f"{path} does not match its {CONFIG}: {wrong[0]}{more}")
+        raise ValueError(f"{subject} does not match its {CONFIG}: {wrong[0]}{more}")
 
 
 # ---------------------------------------------------------------- config and weights
@@ -284,12 +289,11 @@ def load_train_state(folder: str, config: ReverseConfig, model: Any, optimizer: 
                      scheduler: Any) -> tuple[int, list[float]]:
     """Restore weights, optimizer, schedule and RNG state; return the step to continue from and pending losses."""
     path = os.path.join(folder, STATE)
-    shapes = header_shapes(path)
-    check_shapes(path, _unprefixed("model", shapes), config)  # before anything is read or allocated
     try:
-        meta = load_metadata(path)
+        meta, shapes = load_metadata(path), header_shapes(path)
         if meta.get("task") != TASK:
             raise ValueError(f"its task is {meta.get('task')!r}")
+        check_shapes("its model state", _unprefixed("model", shapes), config)  # before anything is allocated
         step, pending = int(meta["step"]), shapes.get("pending_losses", ())
         if not 0 <= step <= LIMITS["steps"][1] or len(pending) != 1 or pending[0] > config.log_every:
             raise ValueError(f"step {step} or {pending[0] if pending else 'no'} pending losses out of range")
