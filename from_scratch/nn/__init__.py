@@ -18,3 +18,6 @@ __all__ += ["ScaledDotProductAttention", "MultiHeadAttention", "PositionalEncodi
 from .recurrent import LSTM, RNN, LSTMBlock, LSTMCell, RecurrentBlock, RNNCell
 
 __all__ += ["RNNCell", "LSTMCell", "RNN", "LSTM", "RecurrentBlock", "LSTMBlock"]
+from .gru import GRU, GRUCell
+
+__all__ += ["GRUCell", "GRU"]
