@@ -41,17 +41,21 @@ class Module:
             kind = "parameter" if name in self._parameters else "sub-module"
             raise TypeError(f"{type(self).__name__}: cannot assign a {type(value).__name__} to {kind} {name!r} "
                             f"(a {'Parameter' if kind == 'parameter' else 'Module'} or None expected)")
-        for store in (self._parameters, self._buffers, self._modules):
-            store.pop(name, None)
         if isinstance(value, Module):
-            self._modules[name] = value
+            target = self._modules
         elif trainable:
-            self._parameters[name] = value
+            target = self._parameters
         elif name in self.__dict__.get("_buffer_names", ()):
-            self._buffers[name] = value
+            target = self._buffers
         else:
+            target = None
+        for store in (self._parameters, self._buffers, self._modules):
+            if store is not target:
+                store.pop(name, None)
+        if target is None:
             object.__setattr__(self, name, value)
             return
+        target[name] = value  # a name assigned again keeps its place in the order, as in PyTorch
         # Also an ordinary attribute, so reading it skips __getattr__ (a module call reads dozens).
         self.__dict__[name] = value
 

@@ -15,6 +15,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd import fused_recurrent
 from ..autograd.tensor import Tensor, get_default_dtype, stack
+from ..functional.inputs import as_tensor
 from . import init
 from .module import Module, Parameter
 
@@ -59,12 +60,14 @@ class RNNCellBase(Module):
         _reset_uniform(self, self.hidden_size)
 
     def _state(self, x: Tensor, state: Tensor | None, name: str) -> Tensor:
+        """The state for input x (zeros when None), checked against x's batch shape."""
         if x.shape[-1:] != (self.input_size,) or x.ndim > 2:
             raise ValueError(f"{type(self).__name__}: input of shape {x.shape} is not (batch, {self.input_size}) "
                              f"or ({self.input_size},)")
         shape = x.shape[:-1] + (self.hidden_size,)
         if state is None:
             return Tensor._make(np.zeros(shape, x.dtype), False)
+        state = as_tensor(state, type(self).__name__, name)
         _check_state(type(self).__name__, name, state, shape, x)
         return state
 
@@ -85,6 +88,7 @@ class RNNCell(RNNCellBase):
         self.nonlinearity = nonlinearity
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+        x = as_tensor(x, "RNNCell")
         h = self._state(x, h, "h")
         pre = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
         return pre.tanh() if self.nonlinearity == "tanh" else pre.relu()
@@ -104,6 +108,7 @@ class LSTMCell(RNNCellBase):
 
     def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         h, c = hx if hx is not None else (None, None)
+        x = as_tensor(x, "LSTMCell")
         h, c = self._state(x, h, "h"), self._state(x, c, "c")
         # The four gates come from one product, in PyTorch's row order (i, f, g, o):
         #   i = sigmoid(x W_ii^T + b_ii + h W_hi^T + b_hi)   input gate: how much new content to write
@@ -188,6 +193,7 @@ class RNNBase(Module):
         shape = (self.num_layers, seq.shape[1], self.hidden_size)
         if state is None:
             return [Tensor._make(np.zeros(shape[1:], seq.dtype), False)] * self.num_layers
+        state = as_tensor(state, type(self).__name__, name)
         _check_state(type(self).__name__, name, state, shape if x.ndim == 3 else shape[::2], x)
         state = state if x.ndim == 3 else state.unsqueeze(1)
         return [state[k] for k in range(self.num_layers)]
@@ -229,6 +235,7 @@ class RNN(RNNBase):
         self.nonlinearity = nonlinearity
 
     def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x = as_tensor(x, "RNN")
         seq = self._input(x)
         h0s, h_n = self._initial(h0, x, seq, "h0"), []
         for k in range(self.num_layers):
@@ -257,6 +264,7 @@ class LSTM(RNNBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout)
 
     def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        x = as_tensor(x, "LSTM")
         seq = self._input(x)
         h0, c0 = hx if hx is not None else (None, None)
         h0s, c0s = self._initial(h0, x, seq, "h0"), self._initial(c0, x, seq, "c0")
