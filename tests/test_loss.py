@@ -169,11 +169,12 @@ def test_pos_weight_is_stable_at_large_logits(float64):
     assert np.isfinite(x.grad).all()
 
 
-def test_losses_keep_float32(tmp_path):
+def test_losses_keep_float32():
     x = Tensor(randn(4, 3).astype(np.float32), requires_grad=True)
     w = np.ones(3)  # a float64 weight must not turn the float32 loss into float64
     for loss in [F.cross_entropy(x, [0, 1, 2, 0], w, label_smoothing=0.1), F.nll_loss(x, [0, 1, 2, 0], w),
-                 F.l1_loss(x, np.zeros((4, 3))), F.binary_cross_entropy_with_logits(x, np.ones((4, 3)), w, pos_weight=w),
+                 F.l1_loss(x, np.zeros((4, 3))),
+                 F.binary_cross_entropy_with_logits(x, np.ones((4, 3)), w, pos_weight=w),
                  nn.BCELoss(w)(x.sigmoid(), np.ones((4, 3)))]:
         assert loss.dtype == np.float32
         loss.backward()
@@ -198,7 +199,8 @@ def test_one_hot_matches_torch():
         F.one_hot(np.array([0.0, 1.0]))
 
 
-PADS = [("constant", (1, 2)), ("constant", (2, 0, 1, 3)), ("constant", (-1, 2, 0, -2)), ("constant", (1, 1, 1, 1, 1, 1)),
+PADS = [("constant", (1, 2)), ("constant", (2, 0, 1, 3)), ("constant", (-1, 2, 0, -2)),
+        ("constant", (1, 1, 1, 1, 1, 1)),
         ("reflect", (2, 3)), ("reflect", (1, 3, 2, 0)), ("replicate", (4, 1, 0, 2)), ("circular", (2, 5, 1, 3))]
 
 

@@ -124,7 +124,8 @@ LAYERS = [
     (lambda: nn.Softmax(dim=-1), (4, 3)), (lambda: nn.Dropout(0.5), (4, 3)), (lambda: nn.RNN(3, 2), (5, 2, 3)),
     (lambda: nn.LSTM(3, 2), (5, 2, 3)), (lambda: nn.GRU(3, 2), (5, 2, 3)), (lambda: nn.RNNCell(3, 2), (4, 3)),
     (lambda: nn.LSTMCell(3, 2), (4, 3)), (lambda: nn.GRUCell(3, 2), (4, 3)),
-    (lambda: lambda x: nn.MultiHeadAttention(4, 2)(x, x, x), (2, 5, 4)), (lambda: nn.PositionalEncoding(4, 10), (2, 5, 4)),
+    (lambda: lambda x: nn.MultiHeadAttention(4, 2)(x, x, x), (2, 5, 4)),
+    (lambda: nn.PositionalEncoding(4, 10), (2, 5, 4)),
     (lambda: nn.FeedForward(4, 8), (2, 5, 4)), (lambda: nn.EncoderLayer(4, 2, 8), (2, 5, 4)),
 ]
 

@@ -76,17 +76,19 @@ class ModuleDict(Module):
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key: str) -> Module:
+    def _existing(self, key: str) -> str:
         if key not in self._modules:
             raise KeyError(f"ModuleDict has no key {key!r} (keys: {list(self._modules)})")
-        return self._modules[key]
+        return key
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[self._existing(key)]
 
     def __setitem__(self, key: str, module: Module) -> None:
         self.add_module(key, module)
 
     def __delitem__(self, key: str) -> None:
-        self[key]  # a clear KeyError for a missing key
-        delattr(self, key)
+        delattr(self, self._existing(key))
 
     def __len__(self) -> int:
         return len(self._modules)
