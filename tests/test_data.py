@@ -1,4 +1,4 @@
-"""from_scratch.data: epochs, seeding, batching, collate and random_split, against torch.utils.data where it has a twin."""
+"""from_scratch.data: epochs, seeding, batching, collate, random_split; against torch.utils.data where it has a twin."""
 from collections import namedtuple
 
 import numpy as np

@@ -31,19 +31,8 @@ class Adagrad(Optimizer):
     def step(self) -> None:
         """Update every parameter that has a gradient."""
         for group in self.param_groups:
-            lr, lr_decay, eps, weight_decay = group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {"step": 0,
-                                             "sum": np.full_like(p.data, group["initial_accumulator_value"])}
-                state["step"] += 1
-                g = p.grad
-                if weight_decay:
-                    g = p.data * weight_decay  # g = grad + wd * p
-                    g += p.grad
+            lr, lr_decay, eps, init = group["lr"], group["lr_decay"], group["eps"], group["initial_accumulator_value"]
+            for p, state, g in self._counted_grads(group, lambda p: {"sum": np.full_like(p.data, init)}):
                 s = state["sum"]
                 s += g * g
                 denom = np.sqrt(s)

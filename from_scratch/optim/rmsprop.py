@@ -33,19 +33,8 @@ class RMSprop(Optimizer):
     def step(self) -> None:
         """Update every parameter that has a gradient."""
         for group in self.param_groups:
-            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
-            weight_decay, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {"step": 0, "square_avg": np.zeros_like(p.data)}
-                state["step"] += 1
-                g = p.grad
-                if weight_decay:
-                    g = p.data * weight_decay  # g = grad + wd * p
-                    g += p.grad
+            lr, alpha, eps, momentum, centered = (group[k] for k in ("lr", "alpha", "eps", "momentum", "centered"))
+            for p, state, g in self._counted_grads(group, lambda p: {"square_avg": np.zeros_like(p.data)}):
                 v = state["square_avg"]
                 v *= alpha
                 v += (1 - alpha) * (g * g)
