@@ -244,8 +244,9 @@ class TensorAPIMixin:
         m = np.amax(self.data, axis=axis, keepdims=True, initial=-np.inf)
         m = np.where(np.isfinite(m), m, 0).astype(self.data.dtype, copy=False)
         total = (self - self._make(m, False)).exp().sum(axis, keepdims=keepdim)
-        return total.log() + self._make(m if keepdim else (m.reshape(()) if axis is None else np.squeeze(m, axis)),
-                                        False)
+        with np.errstate(divide="ignore"):  # log 0 = -inf is the answer for all -inf (or no) inputs
+            log_total = total.log()
+        return log_total + self._make(m if keepdim else (m.reshape(()) if axis is None else np.squeeze(m, axis)), False)
 
     @dim_alias
     def norm(self, p: float | str = "fro", dim: int | tuple | None = None, keepdim: bool = False) -> "Tensor":
