@@ -204,8 +204,9 @@ def test_tensor_copies_and_takes_dtype_and_requires_grad():
     assert fs.tensor([fs.tensor(1.0), fs.tensor(2.0)]).tolist() == [1.0, 2.0]
 
 
-@pytest.mark.parametrize("like, torch_like, args", [
-    (fs.zeros_like, torch.zeros_like, ()), (fs.ones_like, torch.ones_like, ()), (fs.full_like, torch.full_like, (2.5,))])
+@pytest.mark.parametrize("like, torch_like, args", [(fs.zeros_like, torch.zeros_like, ()),
+                                                    (fs.ones_like, torch.ones_like, ()),
+                                                    (fs.full_like, torch.full_like, (2.5,))])
 @pytest.mark.parametrize("source", [np.ones((2, 3)), np.ones((2, 3), np.float32), np.arange(4)])
 def test_like_factories_match_torch(like, torch_like, args, source):
     for src, kw in [(Tensor(source, dtype=source.dtype), {}), (source, {}), (source, {"dtype": np.float64})]:
