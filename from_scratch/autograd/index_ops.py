@@ -59,7 +59,7 @@ class Gather(Function):
         return a[self.where]
 
     def backward(self, g):
-        grad = np.zeros(self.shape, dtype=g.dtype)
+        grad = np.zeros_like(g, shape=self.shape)  # made from g: on g's device
         np.add.at(grad, self.where, g)  # an index repeated along dim adds up
         return grad
 
@@ -78,7 +78,7 @@ class ScatterAdd(Function):
         # d out / d a = identity; d out / d src = the gradient gathered at the places src was added to
         gsrc = None
         if self.needs_input_grad[1]:
-            gsrc = np.zeros(self.src_shape, dtype=g.dtype)
+            gsrc = np.zeros_like(g, shape=self.src_shape)
             gsrc[self.used] = g[self.where]
         return g, gsrc
 
