@@ -37,7 +37,7 @@ def dim_alias(fn: Callable) -> Callable:
     """Let ``fn`` be called with either spelling of its dim arguments (``dim``/``axis``, ``keepdim``/
     ``keepdims``): the one ``fn`` does not name is renamed to the one it does. Both at once: TypeError."""
     params = inspect.signature(fn).parameters
-    renames = [(alias, own) for own, alias in _ALIASES if own in params]
+    renames = [(alias, own) for own, alias in _ALIASES if own in params and alias not in params]
     name = fn.__name__
 
     @functools.wraps(fn)
