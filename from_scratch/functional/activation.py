@@ -1,12 +1,11 @@
-"""Activations and the softmax family, on the last axis by default (``axis=-1``)."""
+"""Activations and the softmax family, on the last dim by default (``dim=-1``; ``axis=`` is the same)."""
 from __future__ import annotations
 
 import math
 
-from ..autograd import fused
-from ..autograd.ops import _check_axis
 from ..autograd.special import Erfc
 from ..autograd.tensor import Tensor
+from ..autograd.tensor_api import dim_alias
 from .inputs import as_tensor
 
 __all__ = ["relu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax"]
@@ -36,13 +35,14 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     return (0.5 * x) * Erfc.apply(x * (-1 / math.sqrt(2)))
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    x = as_tensor(x, "softmax")
-    _check_axis("softmax", x.shape, axis)
-    return fused.Softmax.apply(x, axis=axis)
+@dim_alias
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``dim`` (or ``axis=``); the last dim by default, where PyTorch's
+    ``F.softmax`` without a dim guesses one and warns."""
+    return as_tensor(x, "softmax").softmax(dim)
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    x = as_tensor(x, "log_softmax")
-    _check_axis("log_softmax", x.shape, axis)
-    return fused.LogSoftmax.apply(x, axis=axis)
+@dim_alias
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """x - logsumexp(x) along ``dim`` (or ``axis=``); the last dim by default."""
+    return as_tensor(x, "log_softmax").log_softmax(dim)
