@@ -41,7 +41,7 @@ RESULTS = ROOT / "docs" / "results.json"
 README = ROOT / "README.md"
 EXAMPLES = ROOT / "examples"
 
-NAMES_MODELS = ("rnn", "lstm", "transformer")  # one more model: one more entry here and in SHOWS
+NAMES_MODELS = ("rnn", "lstm", "gru", "transformer")  # one more model: one more entry here and in SHOWS
 SHOWS = {  # the examples table's "what it shows" column, by part
     "autograd_basics": "the engine on scalars and tensors; every gradient checked against central finite "
                        "differences; the graph drawn with `from_scratch.viz.to_dot` (`graph.dot`, and "
@@ -52,6 +52,7 @@ SHOWS = {  # the examples table's "what it shows" column, by part
                          "with L2 weight decay; confusion matrix",
     "names:rnn": "character-level names: whole-sequence `RNN` over padded batches, loss ignores PAD",
     "names:lstm": "the same with `LSTM`",
+    "names:gru": "the same with `GRU`",
     "names:transformer": "decoder-only Transformer: pre-norm `Encoder` stack under a causal mask, learned positions",
     "attention_demo": "scaled dot-product attention on toy keys and values; `MultiHeadAttention` step by step "
                       "with every shape printed (equals the layer exactly); a learned key → value lookup "
