@@ -146,13 +146,14 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     return a @ b if out is None else np.matmul(a, b, out=out)
 
 
-def set_num_threads(n: int) -> None:
+def set_num_threads(n: int | None) -> None:
     """Use ``n`` BLAS threads for products large enough to gain (``torch.set_num_threads``); small
-    products keep one. Raises ValueError unless n is a positive integer."""
+    products keep one. ``None`` goes back to the default (the environment's count, else the free cores).
+    Raises ValueError unless n is a positive integer or None."""
     global _requested
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"set_num_threads: need a positive integer, got {n!r}")
-    _requested = int(n)
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+        raise ValueError(f"set_num_threads: need a positive integer (or None for the default), got {n!r}")
+    _requested = _env_threads() if n is None else int(n)
     _use(1)
 
 

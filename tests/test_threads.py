@@ -80,6 +80,8 @@ def test_environment_variables_set_the_count_for_large_products(env, expected):
 def test_set_num_threads_wins_over_the_environment():
     code = PRODUCTS.replace("at_import = blas_threads()", "fs.set_num_threads(3)\n    at_import = blas_threads()")
     assert run_python(code + REPORT, OMP_NUM_THREADS="2") == dict(at_import=[1], small=[1], large=[3], get=3)
+    back = code + f"    fs.set_num_threads(None)\n    large, small = after(*{LARGE}), after(*{SMALL})\n"
+    assert run_python(back + REPORT, OMP_NUM_THREADS="2") == dict(at_import=[1], small=[1], large=[2], get=2)
 
 
 def test_default_uses_the_cores_other_processes_leave_idle(monkeypatch):
@@ -119,7 +121,7 @@ def test_importing_numpy_first_changes_nothing():
 
 
 def test_set_num_threads_rejects_bad_counts():
-    for bad in (0, -1, 1.5, "2", True, None):
+    for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValueError, match="set_num_threads"):
             from_scratch.set_num_threads(bad)
 
