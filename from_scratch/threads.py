@@ -101,8 +101,8 @@ _free = _CORES
 def _free_cores() -> int:
     """The cores that other processes left idle over the last half second or more (all of ours where
     the OS does not tell). A BLAS thread that must share its core with another process makes every
-    product wait for the scheduler: on the two-core machine, with one other busy process, two threads
-    ran the library's products 1.5-100x slower than one (benchmarks/thread_threshold.py)."""
+    product wait for the scheduler: on the two-core machine, with other processes busy, two threads
+    ran most of the library's products 10-1000x slower than one (benchmarks/thread_threshold.py)."""
     global _sample, _free
     now = time.monotonic()
     if now - _sample[0] >= 0.5:
