@@ -33,9 +33,10 @@ __all__ = ["PARALLEL_MIN_WORK", "matmul", "threads_for", "set_num_threads", "get
            "blas_num_threads"]
 
 # Multiply-adds (m * k * n of one BLAS call) from which a product gets more than one thread.
-# Measured by benchmarks/thread_threshold.py on the two-core development machine (README, Speed):
-# below ~2M, two threads were no faster (and on a loaded machine much slower); from 4M on they
-# gave 1.3-1.8x. A batched product counts one matrix of the batch: NumPy calls BLAS once per matrix.
+# Measured by benchmarks/thread_threshold.py on the shared two-core development machine (README, Speed):
+# two threads gave 1.2x at 2.0 M (the tutorial's largest product, at an idle moment) and 1.5-2.2x from
+# 8 M to 130 M (fastest calls, the machine loaded). A batched product counts one matrix of the batch:
+# NumPy calls BLAS once per matrix.
 PARALLEL_MIN_WORK = 4_000_000
 
 ENV_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
