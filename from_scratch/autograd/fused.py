@@ -17,6 +17,8 @@ from .ops import mean_vector, ones_vector
 
 
 class Softmax(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, x, axis=-1):
         self.axis = axis
         e = np.exp(x - x.max(axis=axis, keepdims=True))
@@ -30,6 +32,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, x, axis=-1):
         self.axis = axis
         shifted = x - x.max(axis=axis, keepdims=True)
@@ -43,6 +47,8 @@ class LogSoftmax(Function):
 
 class CrossEntropy(Function):
     """Softmax cross-entropy over the last axis with integer targets."""
+
+    saved_inputs, saves_output = (), False
 
     def forward(self, logits, target=None, ignore_index=None, label_smoothing=0.0, reduction="mean"):
         c = logits.shape[-1]
@@ -94,6 +100,7 @@ class LayerNorm(Function):
     product again rather than keep it, so only one array of the input's size is saved (x - mean).
     """
 
+    saved_inputs, saves_output = (1,), False
     fresh_grads = True
 
     def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
@@ -149,6 +156,7 @@ class LayerNorm(Function):
 class AddLayerNorm(LayerNorm):
     """``layer_norm(x + y)`` as one node: the residual "Add & Norm" of a post-norm Transformer layer."""
 
+    saved_inputs, saves_output = (2,), False
     fresh_grads = False  # x and y get the same gradient array: the engine must not add into it in place
 
     def forward(self, x, y, weight=None, bias=None, ndim=1, eps=1e-5):
@@ -162,6 +170,8 @@ class AddLayerNorm(LayerNorm):
 
 class BinaryCrossEntropy(Function):
     """Mean/sum binary cross-entropy on probabilities; logs clamped at -100 like PyTorch."""
+
+    saved_inputs, saves_output = (0, 1), False
 
     def forward(self, p, t, reduction="mean"):
         self.p, self.t, self.reduction = p, t, reduction
@@ -186,6 +196,8 @@ class BinaryCrossEntropy(Function):
 class BCEWithLogits(Function):
     """Binary cross-entropy on logits, stable at any magnitude."""
 
+    saved_inputs, saves_output = (0, 1), False
+
     def forward(self, x, t, reduction="mean"):
         self.x, self.t, self.reduction = x, t, reduction
         # max(x, 0) - x t + log(1 + exp(-|x|))
@@ -208,6 +220,7 @@ class Linear(Function):
     index, add); folded it is one BLAS call each way, 5x faster at the tutorial's sizes.
     """
 
+    saved_inputs, saves_output = (0, 1), False
     fresh_grads = True
 
     def forward(self, x, weight, bias=None):
@@ -237,6 +250,7 @@ def linear_grads(g: np.ndarray, x: np.ndarray, w: np.ndarray, need_x: bool = Tru
 class Embedding(Function):
     """Rows ``weight[ids]``; the backward sums the gradients of repeated ids without ``np.add.at``."""
 
+    saved_inputs, saves_output = (), False
     fresh_grads = True
 
     def forward(self, weight, ids=None, padding_idx=None):

@@ -88,6 +88,7 @@ class AttentionWeights(Function):
     that needs a gradient is a third input.
     """
 
+    saved_inputs, saves_output = (0, 1), True
     fresh_grads = True
 
     def forward(self, q, k, mask_tensor=None, mask=None, scale=1.0, heads=None):
@@ -117,6 +118,7 @@ class AttentionWeights(Function):
 class AttendValues(Function):
     """weights (B, heads, T_q, T_k) @ values split into heads, merged back to (B, T_q, H)."""
 
+    saved_inputs, saves_output = (0, 1), False
     fresh_grads = True
 
     def forward(self, weights, v, heads=1):

@@ -38,6 +38,7 @@ class MultiHeadAttention(Function):
     (before dropout).
     """
 
+    saved_inputs, saves_output = None, False
     fresh_grads = True
 
     def forward(self, x, *arrays, mask=None, heads=1, dropout_p=0.0):
@@ -111,6 +112,7 @@ class FeedForward(Function):
     Inputs: x (..., H), w1 (F, H), b1 (F,), w2 (H, F), b2 (H,). Keyword: ``dropout_p``.
     """
 
+    saved_inputs, saves_output = (0, 1, 3), False
     fresh_grads = True
 
     def forward(self, x, w1, b1, w2, b2, dropout_p=0.0):

@@ -62,6 +62,7 @@ class _Binary(Function):
 
 
 class Add(_Binary):
+    saved_inputs, saves_output = (), False
     sym = "+"
     _op = staticmethod(np.add)
 
@@ -71,6 +72,7 @@ class Add(_Binary):
 
 
 class Sub(_Binary):
+    saved_inputs, saves_output = (), False
     sym = "-"
     _op = staticmethod(np.subtract)
 
@@ -80,6 +82,7 @@ class Sub(_Binary):
 
 
 class Mul(_Binary):
+    saved_inputs, saves_output = (0, 1), False
     sym = "*"
 
     def _op(self, a, b):
@@ -92,6 +95,7 @@ class Mul(_Binary):
 
 
 class Div(_Binary):
+    saved_inputs, saves_output = (1,), True
     sym = "/"
 
     def _op(self, a, b):
@@ -107,6 +111,7 @@ class Div(_Binary):
 
 
 class Pow(_Binary):
+    saved_inputs, saves_output = (0, 1), True
     sym = "**"
 
     def _op(self, a, b):
@@ -130,6 +135,7 @@ class Pow(_Binary):
 
 class Maximum(Function):
     """Elementwise maximum, or minimum with ``largest=False``."""
+    saved_inputs, saves_output = (0, 1), False
 
     def forward(self, a, b, largest=True):
         self.a, self.b, self.largest = a, b, largest
@@ -147,6 +153,8 @@ class Maximum(Function):
 
 
 class MatMul(Function):
+    saved_inputs, saves_output = (0, 1), False
+
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError(f"matmul: {a.shape} @ {b.shape}: both operands need at least one dimension")
@@ -184,6 +192,8 @@ class MatMul(Function):
 # ---------------------------------------------------------------- unary
 
 class Neg(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a):
         return -a
 
@@ -192,6 +202,8 @@ class Neg(Function):
 
 
 class Exp(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, a):
         self.out = np.exp(a)
         return self.out
@@ -201,6 +213,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    saved_inputs, saves_output = (0,), False
+
     def forward(self, a):
         self.a = a
         return np.log(a)
@@ -210,15 +224,24 @@ class Log(Function):
 
 
 class Sqrt(Function):
-    def forward(self, a):
-        self.out = np.sqrt(a)
+    saved_inputs, saves_output = (), True
+
+    def forward(self, a, zero_at_zero=False):
+        self.out, self.zero_at_zero = np.sqrt(a), zero_at_zero
         return self.out
 
     def backward(self, g):
+        # d sqrt(a) = 1 / (2 sqrt(a)), infinite at a = 0; ``zero_at_zero`` takes it as 0 there, which is
+        # PyTorch's gradient of std and norm at constant data (a subgradient: the minimum of a cone).
+        if self.zero_at_zero:
+            return np.divide(g, 2 * self.out, out=np.zeros(np.broadcast_shapes(g.shape, self.out.shape), g.dtype),
+                             where=self.out != 0)
         return g / (2 * self.out)
 
 
 class Abs(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a):
         self.sign = np.sign(a)
         return np.abs(a)
@@ -228,6 +251,8 @@ class Abs(Function):
 
 
 class Tanh(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, a):
         self.out = np.tanh(a)
         return self.out
@@ -237,6 +262,8 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, a):
         # exp of a non-positive number only: stable at +-1e4.
         e = np.exp(-np.abs(a))
@@ -248,6 +275,8 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a):
         # A 0/1 mask in a's dtype: a float-by-bool product is a slow mixed-type loop in NumPy.
         self.mask = (a > 0).astype(a.dtype)
@@ -258,6 +287,8 @@ class ReLU(Function):
 
 
 class Clip(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a, lo=None, hi=None):
         # PyTorch's clamp passes the gradient where lo <= a <= hi.
         self.mask = np.ones(a.shape, dtype=bool)
@@ -296,6 +327,8 @@ def _check_new_axis(name: str, shape: tuple, axis: int) -> int:
 
 
 class Sum(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a, axis=None, keepdims=False, name="sum"):
         self.shape, self.axis, self.keepdims = a.shape, _check_axis(name, a.shape, axis), keepdims
         return np.sum(a, axis=self.axis, keepdims=keepdims)
@@ -308,9 +341,14 @@ class Sum(Function):
 
 class Max(Function):
     """amax over axes; ties share the gradient equally (PyTorch's amax rule)."""
+    saved_inputs, saves_output = (), False
 
     def forward(self, a, axis=None, keepdims=False, largest=True):
-        self.axis, self.keepdims = _check_axis("max" if largest else "min", a.shape, axis), keepdims
+        name = "max" if largest else "min"
+        self.axis, self.keepdims = _check_axis(name, a.shape, axis), keepdims
+        if a.size == 0 and (self.axis is None or not all(a.shape[i] for i in self.axis)):
+            raise ValueError(f"{name}: cannot reduce over an empty axis (tensor shape {a.shape}, axis {axis}): "
+                             f"the {name} of nothing is undefined, as in PyTorch")
         out = (np.amax if largest else np.amin)(a, axis=self.axis, keepdims=True)
         self.mask = a == out
         return out if keepdims else (out.reshape(()) if self.axis is None else np.squeeze(out, self.axis))
@@ -325,6 +363,9 @@ class Max(Function):
 # ---------------------------------------------------------------- movement
 
 class Reshape(Function):
+    saved_inputs, saves_output = (), False
+    returns_view = True
+
     def forward(self, a, shape=()):
         self.shape = a.shape
         try:
@@ -337,6 +378,9 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    saved_inputs, saves_output = (), False
+    returns_view = True
+
     def forward(self, a, dims=()):
         if sorted(d % max(a.ndim, 1) for d in dims) != list(range(a.ndim)):
             raise ValueError(f"permute: {tuple(dims)} is not a permutation of the {a.ndim} axes of {a.shape}")
@@ -348,6 +392,9 @@ class Permute(Function):
 
 
 class Expand(Function):
+    saved_inputs, saves_output = (), False
+    returns_view = True
+
     def forward(self, a, shape=()):
         self.shape = a.shape
         try:
@@ -365,6 +412,9 @@ def _is_basic(index: Any) -> bool:
 
 
 class GetItem(Function):
+    saved_inputs, saves_output = (), False
+    returns_view = property(lambda self: _is_basic(self.index))  # basic indexing gives a view, fancy a copy
+
     def forward(self, a, index=None):
         self.shape, self.dtype, self.index = a.shape, a.dtype, index
         try:
@@ -382,6 +432,8 @@ class GetItem(Function):
 
 
 class Cat(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, *arrays, axis=0):
         if not arrays:
             raise ValueError("cat: got no tensors")
@@ -399,6 +451,8 @@ class Cat(Function):
 
 
 class Where(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a, b, cond=None):
         self.cond, self.a_shape, self.b_shape = cond, a.shape, b.shape
         try:
