@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .function import Function
-from .ops import mean_vector, ones_vector
+from .ops import as_rows, mean_vector, ones_vector
 
 
 class Softmax(Function):
@@ -21,7 +21,7 @@ class Softmax(Function):
 
     def forward(self, x, axis=-1):
         self.axis = axis
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
         self.out = e / e.sum(axis=axis, keepdims=True)
         return self.out
 
@@ -36,7 +36,7 @@ class LogSoftmax(Function):
 
     def forward(self, x, axis=-1):
         self.axis = axis
-        shifted = x - x.max(axis=axis, keepdims=True)
+        shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)
         self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         return self.out
 
@@ -46,7 +46,11 @@ class LogSoftmax(Function):
 
 
 class CrossEntropy(Function):
-    """Softmax cross-entropy over the last axis with integer targets."""
+    """Softmax cross-entropy over the last axis with integer targets.
+
+    The "mean" of no targets (an empty batch, or every target ``ignore_index``) is NaN with a zero
+    gradient, as in PyTorch.
+    """
 
     saved_inputs, saves_output = (), False
 
@@ -70,16 +74,18 @@ class CrossEntropy(Function):
             loss -= (label_smoothing / c) * (shifted @ ones)
         if self.valid is not None:
             loss *= self.valid
-        self.count = len(t) if self.valid is None else max(int(self.valid.sum()), 1)
+        self.count = len(t) if self.valid is None else int(self.valid.sum())
         if reduction == "none":
             return loss.reshape(target.shape)
         total = loss.sum()
-        return total / np.asarray(self.count, dtype=logits.dtype) if reduction == "mean" else total
+        if reduction == "sum":
+            return total
+        return total / np.asarray(self.count, dtype=logits.dtype) if self.count else np.asarray(np.nan, logits.dtype)
 
     def backward(self, g):
         # d loss_i / d logits_i = softmax_i - (1 - eps) * onehot(t_i) - eps / C, times each row's weight w_i
         # (the incoming gradient, over the count for "mean", zero for ignored targets)
-        w = g.reshape(-1) if self.reduction == "none" else (g / self.count if self.reduction == "mean" else g)
+        w = g.reshape(-1) if self.reduction == "none" else (g / max(self.count, 1) if self.reduction == "mean" else g)
         if self.valid is not None:
             w = w * self.valid
         grad = self.e * (w / self.sums)[:, None]  # softmax * w, with one division per row
@@ -109,7 +115,7 @@ class LayerNorm(Function):
     def _normalize(self, x, weight, bias, ndim, eps, owned):
         """layer_norm(x); ``owned``: x is the caller's own new array, which may be centred in place."""
         self.shape = x.shape
-        x = x.reshape(-1, math.prod(x.shape[x.ndim - ndim:]))
+        x = x.reshape(math.prod(x.shape[:x.ndim - ndim]), math.prod(x.shape[x.ndim - ndim:]))
         self.avg = avg = mean_vector(x.shape[1], x.dtype)
         self.xc = xc = np.subtract(x, x.dot(avg)[:, None], out=x if owned else None)
         out = np.square(xc)
@@ -225,7 +231,7 @@ class Linear(Function):
 
     def forward(self, x, weight, bias=None):
         self.shape, self.weight = x.shape, weight
-        self.x = x.reshape(-1, x.shape[-1])  # a view when x is contiguous
+        self.x = as_rows(x)
         out = self.x @ weight.T
         if bias is not None:
             out += bias
@@ -233,7 +239,7 @@ class Linear(Function):
 
     def backward(self, g):
         needs = self.needs_input_grad
-        dx, dw, db = linear_grads(g.reshape(-1, g.shape[-1]), self.x, self.weight, *needs[:2],
+        dx, dw, db = linear_grads(as_rows(g), self.x, self.weight, *needs[:2],
                                   len(needs) > 2 and needs[2])
         return (None if dx is None else dx.reshape(self.shape)), dw, db
 
@@ -259,17 +265,19 @@ class Embedding(Function):
 
     def backward(self, g):
         ids, n = self.ids, self.shape[0]
-        g = g.reshape(len(ids), -1)
+        g = g.reshape(len(ids), math.prod(self.shape[1:]))  # (not -1: there may be no ids)
         if n <= 64:  # a small table (a vocabulary of 20): one-hot(ids)^T @ g is one cheap BLAS call
             onehot = np.zeros((len(ids), n), g.dtype)
             onehot[np.arange(len(ids)), ids] = 1
             grad = onehot.T @ g
-        else:  # sort the ids, then add up each run of equal ids in one call
+        elif len(ids):  # sort the ids, then add up each run of equal ids in one call
             order = np.argsort(ids, kind="stable")
             sorted_ids = ids[order]
             starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
             grad = np.zeros((n, g.shape[1]), g.dtype)
             grad[sorted_ids[starts]] = np.add.reduceat(g[order], starts, axis=0)
+        else:
+            grad = np.zeros((n, g.shape[1]), g.dtype)
         if self.padding_idx is not None:
             grad[self.padding_idx] = 0  # the padding row never learns (PyTorch's rule)
         return grad.reshape(self.shape)

@@ -6,6 +6,7 @@ gradient summed back to their own shape with ``unbroadcast``.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,11 @@ def ones_vector(n: int, dtype: np.dtype) -> np.ndarray:
 def mean_vector(n: int, dtype: np.dtype) -> np.ndarray:
     """A shared read-only vector of ``n`` entries 1/n: ``x @ mean_vector(n)`` is the mean of each row of x."""
     return _filled_vector(n, 1 / max(n, 1), dtype)
+
+
+def as_rows(x: np.ndarray) -> np.ndarray:
+    """``x`` as a (rows, last axis) matrix, a view when it can be; unlike ``reshape(-1, n)`` also with no elements."""
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
 
 
 def _broadcast_error(name: str, sym: str, a: np.ndarray, b: np.ndarray) -> ValueError:

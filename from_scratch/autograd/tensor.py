@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 
-from . import function, inplace, ops
+from . import function, graph, inplace, ops
 from .dtypes import constant_dtype, get_default_dtype, operand_dtypes, set_default_dtype
-from .function import Function, _check_finite, _GradMode, detect_anomaly, enable_grad, is_grad_enabled, no_grad
+from .function import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
            "set_default_dtype", "get_default_dtype", "cat", "stack", "where"]
@@ -118,39 +118,7 @@ class Tensor:
         if self._ctx is None:
             self._accumulate(grad)
             return
-        anomaly = _GradMode.anomaly
-        grads = {self: grad}  # pending gradient of each non-leaf (Tensors hash by identity)
-        owned = set()  # the tensors whose pending gradient is a sum made here, safe to add into in place
-        for node in reversed(_topological_order(self)):
-            g = grads.pop(node, None)
-            if g is None:  # every consumer returned None for it
-                continue
-            ctx = node._ctx
-            in_grads = ctx.backward(g)
-            if type(in_grads) is not tuple:
-                in_grads = (in_grads,)
-            if anomaly:
-                _check_finite(type(ctx).__name__, "backward", *in_grads)
-            fresh = ctx.fresh_grads
-            for parent, pg in zip(ctx.parents, in_grads):
-                if pg is None or not parent.requires_grad:
-                    continue
-                if pg.shape != parent.data.shape:
-                    raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape "
-                                       f"{pg.shape} for an input of shape {parent.data.shape}")
-                if parent._ctx is None:
-                    parent._accumulate(pg, fresh)
-                elif parent not in grads:  # unless fresh, pg may be a view or shared: never written into
-                    grads[parent] = pg
-                    if fresh:
-                        owned.add(parent)
-                elif parent in owned:
-                    grads[parent] += pg
-                else:
-                    grads[parent] = grads[parent] + pg
-                    owned.add(parent)
-            if not retain_graph:
-                ctx.release()
+        graph.run_backward(self, grad, retain_graph)
 
     def _accumulate(self, g: np.ndarray, fresh: bool = False) -> None:
         if self.grad is None:
@@ -350,7 +318,7 @@ class Tensor:
             if size < 0 or (size == 0 and n):
                 raise ValueError(f"split: size must be positive (or 0 for an empty axis), got {size} for an axis "
                                  f"of length {n} (tensor shape {self.shape})")
-            sizes = [size] * -(-n // size) if size else [0]
+            sizes = [size] * max(-(-n // size), 1) if size else [0]
         else:
             sizes = [int(s) for s in size_or_sections]
             if any(s < 0 for s in sizes) or sum(sizes) != n:
@@ -444,31 +412,3 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     else:
         b, a = b._operands(a)
     return ops.Where.apply(a, b, cond=np.asarray(_raw(cond), dtype=bool))
-
-
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Return the graph's non-leaf nodes parents-first: a depth-first walk with an explicit stack
-    of (node, iterator over its parents), so deep graphs need no recursion."""
-    order: list[Tensor] = []
-    visited, stack = {root}, [(root, iter(_parents_of(root)))]
-    while stack:
-        node, parents = stack[-1]
-        for p in parents:
-            if p._ctx is not None and p.requires_grad and p not in visited:
-                visited.add(p)
-                stack.append((p, iter(_parents_of(p))))
-                break
-        else:  # all parents are placed: the node follows them
-            stack.pop()
-            order.append(node)
-    return order
-
-
-def _parents_of(node: Tensor) -> tuple:
-    ctx = node._ctx
-    if ctx.released:
-        raise RuntimeError("backward: trying to back-propagate through a graph a second time; "
-                           "its saved arrays were freed (use backward(retain_graph=True) the first time)")
-    if ctx.stamp < function.InplaceClock.now:  # something changed in place since this op ran
-        inplace.check_saved_versions(node, ctx)
-    return ctx.parents

@@ -30,7 +30,10 @@ def _check_targets(name: str, target: np.ndarray, num_classes: int, ignore_index
 
 def cross_entropy(logits: Tensor, target: Any, ignore_index: int | None = None, label_smoothing: float = 0.0,
                   reduction: str = "mean") -> Tensor:
-    """Softmax cross-entropy of logits (..., C) against integer targets (...)."""
+    """Softmax cross-entropy of logits (..., C) against integer targets (...).
+
+    With ``reduction="mean"`` and no target to average (every one ``ignore_index``, or none at all) the
+    loss is NaN and its gradient 0, as in PyTorch (a NaN loss in training means such a batch got in)."""
     t = np.asarray(target.data if isinstance(target, Tensor) else target)
     if logits.shape[:-1] != t.shape:
         raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
@@ -52,7 +55,11 @@ def nll_loss(log_probs: Tensor, target: Any, ignore_index: int | None = None, re
     losses = -picked * valid.ravel().astype(log_probs.dtype)
     if reduction == "none":
         return losses.reshape(t.shape)
-    return losses.sum() * (1 / max(int(valid.sum()), 1)) if reduction == "mean" else losses.sum()
+    if reduction == "sum":
+        return losses.sum()
+    n = int(valid.sum())
+    # The mean of no targets is NaN with a zero gradient, as in PyTorch: + NaN, not * NaN, keeps the gradient 0.
+    return losses.sum() * (1 / n) if n else losses.sum() + np.nan
 
 
 def _reduce(name: str, loss: Tensor, reduction: str) -> Tensor:
