@@ -174,6 +174,15 @@ class AddLayerNorm(LayerNorm):
         return (dx, dx, dw, db)[:len(needs)]
 
 
+def _reduce(loss: np.ndarray, reduction: str) -> np.ndarray:
+    """The elementwise ``loss`` reduced; the mean of no elements is NaN (as PyTorch's), without NumPy's warning."""
+    if reduction == "none":
+        return loss
+    if reduction == "sum" or loss.size:
+        return loss.sum() if reduction == "sum" else loss.mean()
+    return np.asarray(np.nan, loss.dtype)
+
+
 class BinaryCrossEntropy(Function):
     """Mean/sum binary cross-entropy on probabilities; logs clamped at -100 like PyTorch."""
 
@@ -183,19 +192,19 @@ class BinaryCrossEntropy(Function):
         self.p, self.t, self.reduction = p, t, reduction
         with np.errstate(divide="ignore"):
             loss = -(t * np.maximum(np.log(p), -100) + (1 - t) * np.maximum(np.log1p(-p), -100))
-        return loss if reduction == "none" else (loss.mean() if reduction == "mean" else loss.sum())
+        return _reduce(loss, reduction)
 
     def backward(self, g):
         # dL/dp = (p - t) / (p (1 - p)), the denominator clamped away from zero
         p, t = self.p, self.t
         grad = g * (p - t) / np.maximum(p * (1 - p), 1e-12)
         if self.reduction == "mean":
-            grad = grad / p.size
+            grad = grad / max(p.size, 1)
         gt = None
         if self.needs_input_grad[1]:  # dL/dt = log(1 - p) - log(p)
             with np.errstate(divide="ignore"):
                 gt = g * (np.maximum(np.log1p(-p), -100) - np.maximum(np.log(p), -100))
-            gt = gt / p.size if self.reduction == "mean" else gt
+            gt = gt / max(p.size, 1) if self.reduction == "mean" else gt
         return grad.astype(p.dtype, copy=False), gt
 
 
@@ -208,13 +217,13 @@ class BCEWithLogits(Function):
         self.x, self.t, self.reduction = x, t, reduction
         # max(x, 0) - x t + log(1 + exp(-|x|))
         loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
-        return loss if reduction == "none" else (loss.mean() if reduction == "mean" else loss.sum())
+        return _reduce(loss, reduction)
 
     def backward(self, g):
         # dL/dx = sigmoid(x) - t ; dL/dt = -x
         e = np.exp(-np.abs(self.x))
         sig = np.where(self.x >= 0, 1 / (1 + e), e / (1 + e))
-        scale = g / self.x.size if self.reduction == "mean" else g
+        scale = g / max(self.x.size, 1) if self.reduction == "mean" else g
         return ((sig - self.t) * scale,
                 -self.x * scale if self.needs_input_grad[1] else None)
 

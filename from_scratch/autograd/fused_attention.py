@@ -73,7 +73,7 @@ def attention_weights(q: np.ndarray, k: np.ndarray, mask: np.ndarray | None,
     The one rule of every attention path: a hidden key (boolean False, or additive -inf) gets weight
     exactly 0, and a query that may see no key at all gets weights 0, so its output and gradients are
     0 (PyTorch's ``scaled_dot_product_attention``). A finite additive value such as the tutorials'
-    -1e9 is an ordinary, very low score: a row of them only is an average, as in PyTorch.
+    -1e9 is an ordinary, very low score: a row of them only is not zeroed, as in PyTorch.
     """
     scores = q @ k.swapaxes(-1, -2)
     scores *= scale

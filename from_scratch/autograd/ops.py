@@ -378,6 +378,8 @@ class Reshape(Function):
             return a.reshape(shape)
         except ValueError:
             raise ValueError(f"reshape: cannot reshape {a.shape} ({a.size} elements) to {tuple(shape)}") from None
+        except TypeError:
+            raise TypeError(f"reshape: sizes must be integers, got {tuple(shape)}") from None
 
     def backward(self, g):
         return g.reshape(self.shape)
@@ -388,10 +390,13 @@ class Permute(Function):
     returns_view = True
 
     def forward(self, a, dims=()):
-        if sorted(d % max(a.ndim, 1) for d in dims) != list(range(a.ndim)):
+        if sorted(d + a.ndim if d < 0 else d for d in dims) != list(range(a.ndim)):
             raise ValueError(f"permute: {tuple(dims)} is not a permutation of the {a.ndim} axes of {a.shape}")
         self.dims = dims
-        return a.transpose(dims)
+        try:
+            return a.transpose(dims)
+        except TypeError:
+            raise TypeError(f"permute: axes must be integers, got {tuple(dims)}") from None
 
     def backward(self, g):
         return g.transpose(np.argsort([d % g.ndim for d in self.dims]))

@@ -262,13 +262,11 @@ class Tensor:
 
     swapaxes = transpose
 
-    def squeeze(self, axis: int | None = None) -> "Tensor":
-        if axis is None:
-            return self.reshape(tuple(n for n in self.shape if n != 1))
-        (axis,) = ops._check_axis("squeeze", self.shape, axis)
-        if self.shape[axis] != 1:
-            return self
-        return self.reshape(self.shape[:axis] + self.shape[axis + 1:])
+    def squeeze(self, axis: int | tuple | None = None) -> "Tensor":
+        """Drop the axes of length 1 (those of ``axis`` only, when given; others named stay, as in PyTorch)."""
+        axes = range(self.ndim) if axis is None else ops._check_axis("squeeze", self.shape, axis)
+        drop = {a for a in axes if self.shape[a] == 1}
+        return self.reshape(tuple(n for a, n in enumerate(self.shape) if a not in drop)) if drop else self
 
     def unsqueeze(self, axis: int) -> "Tensor":
         axis = ops._check_new_axis("unsqueeze", self.shape, axis)
@@ -319,11 +317,13 @@ class Tensor:
                 raise ValueError(f"split: size must be positive (or 0 for an empty axis), got {size} for an axis "
                                  f"of length {n} (tensor shape {self.shape})")
             sizes = [size] * max(-(-n // size), 1) if size else [0]
-        else:
+        elif isinstance(size_or_sections, (list, tuple)) and all(isinstance(s, (int, np.integer)) for s in size_or_sections):
             sizes = [int(s) for s in size_or_sections]
             if any(s < 0 for s in sizes) or sum(sizes) != n:
                 raise ValueError(f"split: sizes {sizes} must be non-negative and add up to {n}, the length of "
                                  f"axis {axis} (tensor shape {self.shape})")
+        else:
+            raise TypeError(f"split: takes a piece size (int) or a list of sizes, got {size_or_sections!r}")
         idx = [slice(None)] * self.ndim
         out, start = [], 0
         for s in sizes:
