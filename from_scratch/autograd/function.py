@@ -134,7 +134,7 @@ class Function:
         if _GradMode.anomaly:
             _check_finite(cls.__name__, "forward", data)
         out = object.__new__(_tensor_class)
-        out.data, out.grad = data, None
+        out.data, out.grad, out._vc = data, None, None
         if _GradMode.enabled and True in needs:
             out.requires_grad, out._ctx = True, ctx
             ctx.stamp = InplaceClock.now

@@ -35,11 +35,10 @@ __all__ = ["increment_version", "version", "share_version", "check_saved_version
 
 def _counter(t: Any) -> list:
     """[version, clock count at the last change, name of the last change], made on first use."""
-    try:
-        return t._vc
-    except AttributeError:
+    counter = getattr(t, "_vc", None)  # (None, or unset in a tensor made without the constructors)
+    if counter is None:
         t._vc = counter = [0, 0, None]
-        return counter
+    return counter
 
 
 def version(t: Any) -> int:
@@ -58,9 +57,8 @@ def increment_version(tensors: Iterable[Any], by: str = "an in-place operation")
     InplaceClock.now += 1
     now = InplaceClock.now
     for t in tensors:  # (called on every parameter at every optimizer step: kept lean)
-        try:
-            c = t._vc
-        except AttributeError:
+        c = getattr(t, "_vc", None)
+        if c is None:
             c = t._vc = [0, 0, None]
         c[0] += 1
         c[1], c[2] = now, by

@@ -41,12 +41,13 @@ class Tensor:
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
         self._ctx: Function | None = None
+        self._vc: list | None = None
 
     @classmethod
     def _make(cls, data: np.ndarray, requires_grad: bool) -> "Tensor":
         # Fast constructor for op outputs: no conversion, no checks.
         t = object.__new__(Tensor)
-        t.data, t.grad, t.requires_grad, t._ctx = data, None, requires_grad, None
+        t.data, t.grad, t.requires_grad, t._ctx, t._vc = data, None, requires_grad, None, None
         return t
 
     # ------------------------------------------------------------ attributes
