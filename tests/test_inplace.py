@@ -37,7 +37,8 @@ def test_an_optimizer_step_between_forward_and_backward_is_an_error_naming_the_o
     assert x.grad is None  # nothing was half-done
 
 
-@pytest.mark.parametrize("make", [lambda ps: optim.Adam(ps), lambda ps: optim.AdamW(ps),
+@pytest.mark.parametrize("make", [lambda ps: optim.Adam(ps), lambda ps: optim.AdamW(ps), lambda ps: optim.RMSprop(ps),
+                                  lambda ps: optim.Adagrad(ps),
                                   lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9)])
 def test_every_optimizer_step_counts_as_an_inplace_change(make):
     w, x, y = _issue_graph()

@@ -10,6 +10,7 @@ import numpy as np
 from . import function, graph, inplace, ops
 from .dtypes import constant_dtype, get_default_dtype, operand_dtypes, set_default_dtype
 from .function import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad
+from .tensor_api import TensorAPIMixin, dim_alias, indices_by_dim
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
            "set_default_dtype", "get_default_dtype", "cat", "stack", "where"]
@@ -27,7 +28,7 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     return arr
 
 
-class Tensor:
+class Tensor(TensorAPIMixin):
     """An n-dimensional array with reverse-mode automatic differentiation."""
 
     # _vc: the version counter (see inplace.py), made on first use; _history: values before in-place changes
@@ -54,7 +55,6 @@ class Tensor:
     shape = property(lambda self: self.data.shape)
     ndim = property(lambda self: self.data.ndim)
     dtype = property(lambda self: self.data.dtype)
-    size = property(lambda self: self.data.size)
     T = property(lambda self: self.permute(*range(self.ndim - 1, -1, -1)))
     is_leaf = property(lambda self: self._ctx is None)
     _creator = property(lambda self: self._ctx)  # the Function that made this tensor (None for a leaf): PyTorch's grad_fn
@@ -202,15 +202,18 @@ class Tensor:
         return where(mask, self._lift(value), self)
 
     # ------------------------------------------------------------ reductions
+    @dim_alias
     def sum(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
+    @dim_alias
     def mean(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
         """The mean (in the default float dtype for integer data); NaN over an empty axis, as in PyTorch."""
         out = ops.Sum.apply(self._floating(), axis=axis, keepdims=keepdims, name="mean")
         n = _reduced_count("mean", self.shape, axis)
         return out * (1 / n if n else np.nan)
 
+    @dim_alias
     def var(self, axis: int | tuple | None = None, keepdims: bool = False, correction: int = 1) -> "Tensor":
         """Variance with Bessel's correction by default, like ``torch.var``: NaN (or inf) when the axis holds
         no more than ``correction`` elements."""
@@ -221,19 +224,18 @@ class Tensor:
         with np.errstate(divide="ignore", invalid="ignore"):
             return (centered * centered).sum(axis, keepdims) / max(n - correction, 0)
 
+    @dim_alias
     def std(self, axis: int | tuple | None = None, keepdims: bool = False, correction: int = 1) -> "Tensor":
         """Standard deviation; its gradient at constant data is 0, as PyTorch's (not 0/0)."""
         return ops.Sqrt.apply(self.var(axis, keepdims, correction), zero_at_zero=True)
 
+    @indices_by_dim(np.argmax)
     def max(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
         return ops.Max.apply(self, axis=axis, keepdims=keepdims, largest=True)
 
+    @indices_by_dim(np.argmin)
     def min(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
         return ops.Max.apply(self, axis=axis, keepdims=keepdims, largest=False)
-
-    def argmax(self, axis: int | None = None) -> "Tensor":
-        ops._check_axis("argmax", self.shape, axis)
-        return Tensor._make(np.asarray(np.argmax(self.data, axis=axis)), False)
 
     # ------------------------------------------------------------ shape
     def reshape(self, *shape: Any) -> "Tensor":
@@ -263,12 +265,14 @@ class Tensor:
 
     swapaxes = transpose
 
+    @dim_alias
     def squeeze(self, axis: int | tuple | None = None) -> "Tensor":
         """Drop the axes of length 1 (those of ``axis`` only, when given; others named stay, as in PyTorch)."""
         axes = range(self.ndim) if axis is None else ops._check_axis("squeeze", self.shape, axis)
         drop = {a for a in axes if self.shape[a] == 1}
         return self.reshape(tuple(n for a, n in enumerate(self.shape) if a not in drop)) if drop else self
 
+    @dim_alias
     def unsqueeze(self, axis: int) -> "Tensor":
         axis = ops._check_new_axis("unsqueeze", self.shape, axis)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
@@ -307,6 +311,7 @@ class Tensor:
         """Set every element to ``value`` (a number or a one-element tensor), in place."""
         return inplace.update(self, "fill_", lambda old: inplace.filled(old, value), value)
 
+    @dim_alias
     def split(self, size_or_sections: int | Sequence[int], axis: int = 0) -> list["Tensor"]:
         """Split into pieces of ``size`` along ``axis`` (the last one smaller if need be), or of the given
         sizes, which must add up to the axis' length: ``torch.split``'s rules."""
@@ -333,6 +338,7 @@ class Tensor:
             start += s
         return out
 
+    @dim_alias
     def chunk(self, chunks: int, axis: int = 0) -> list["Tensor"]:
         """Split into ``chunks`` pieces of equal size (the last smaller, and fewer pieces if the axis is
         short), like ``torch.chunk``; an empty axis gives ``chunks`` empty pieces."""
@@ -343,10 +349,12 @@ class Tensor:
         return self.split(-(-n // chunks), axis) if n else self.split([0] * int(chunks), axis)
 
     @staticmethod
+    @dim_alias
     def cat(tensors: Iterable["Tensor"], axis: int = 0) -> "Tensor":
         return cat(tensors, axis)
 
     @staticmethod
+    @dim_alias
     def stack(tensors: Iterable["Tensor"], axis: int = 0) -> "Tensor":
         return stack(tensors, axis)
 
@@ -385,6 +393,7 @@ def _tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
+@dim_alias
 def cat(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     """Concatenate tensors along an existing axis (integer ones beside a float one become that float)."""
     tensors = [_tensor(t) for t in tensors]
@@ -395,6 +404,7 @@ def cat(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     return ops.Cat.apply(*tensors, axis=axis)
 
 
+@dim_alias
 def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     """Stack same-shaped tensors along a new axis."""
     tensors = [_tensor(t) for t in tensors]
