@@ -81,6 +81,17 @@ OPS = {
     "mse_loss sum": (lambda a, b: F.mse_loss(a, b, reduction="sum"), lambda a, b: TF.mse_loss(a, b, reduction="sum"),
                      [(0, 3), (0, 3)]),
     "bce_with_logits": (F.binary_cross_entropy_with_logits, TF.binary_cross_entropy_with_logits, [(0, 3), (0, 3)]),
+    "l1_loss": (F.l1_loss, TF.l1_loss, [(0, 3), (0, 3)]),
+    "pad": (lambda x: F.pad(x, (1, 2)), lambda x: TF.pad(x, (1, 2)), [(0, 3)]),
+    "clone": (lambda x: x.clone(), lambda x: x.clone(), [(0, 3)]),
+    "cumsum": (lambda x: x.cumsum(dim=1), lambda x: x.cumsum(dim=1), [(0, 3)]),
+    "cumsum empty axis": (lambda x: x.cumsum(dim=1), lambda x: x.cumsum(dim=1), [(3, 0)]),
+    "prod": (lambda x: x.prod(dim=1), lambda x: x.prod(dim=1), [(3, 0)]),
+    "norm": (lambda x: x.norm(dim=1), lambda x: x.norm(dim=1), [(3, 0)]),
+    "logsumexp": (lambda x: x.logsumexp(dim=1), lambda x: x.logsumexp(dim=1), [(3, 0)]),
+    "sort": (lambda x: x.sort(dim=1)[0], lambda x: x.sort(dim=1)[0], [(0, 3)]),
+    "gather": (lambda x: x.gather(1, np.zeros((0, 2), np.int64)),
+               lambda x: x.gather(1, torch.zeros((0, 2), dtype=torch.long)), [(0, 3)]),
 }
 
 
@@ -166,6 +177,8 @@ LAYERS = {
     "FeedForward": (lambda: nn.FeedForward(4, 8), None, (0, 3, 4)),
     "RNN": (lambda: nn.RNN(3, 4, batch_first=True), lambda: torch.nn.RNN(3, 4, batch_first=True), (0, 2, 3)),
     "LSTM": (lambda: nn.LSTM(3, 4, batch_first=True), lambda: torch.nn.LSTM(3, 4, batch_first=True), (0, 2, 3)),
+    "GRU": (lambda: nn.GRU(3, 4, batch_first=True), lambda: torch.nn.GRU(3, 4, batch_first=True), (0, 2, 3)),
+    "GRU no steps": (lambda: nn.GRU(3, 4, batch_first=True), lambda: torch.nn.GRU(3, 4, batch_first=True), (2, 0, 3)),
     "GELU": (lambda: nn.GELU(), lambda: torch.nn.GELU(), (0, 3)),
     "Softmax": (lambda: nn.Softmax(), lambda: torch.nn.Softmax(-1), (0, 3)),
 }
@@ -176,6 +189,12 @@ def test_layer_with_an_empty_batch(name):
     """Forward and backward on an empty batch: the output has PyTorch's shape, every gradient is zero."""
     make, make_torch, shape = LAYERS[name]
     layer = make()
+    if name == "GRU no steps":
+        with pytest.raises(ValueError, match="GRU: input of shape .* has no time steps"):
+            layer(Tensor(np.ones(shape)))
+        with pytest.raises(RuntimeError):
+            make_torch()(torch.ones(shape))
+        return
     if name == "Embedding":
         x = np.zeros(shape, np.int64)
     else:
