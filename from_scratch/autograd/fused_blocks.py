@@ -22,11 +22,13 @@ from .fused_attention import attention_weights, softmax_backward
 from .ops import as_rows
 
 
-def _project(x: np.ndarray, w: np.ndarray, b: np.ndarray, parts: int, heads: int) -> np.ndarray:
-    """x (B, T, H) @ w.T + b with w the ``parts`` stacked (H, H) matrices -> (parts, B, heads, T, d) views."""
-    out = matmul(as_rows(x), w.T)
+def _project(x2: np.ndarray, w: np.ndarray, b: np.ndarray, parts: int, batch: int, length: int,
+             heads: int) -> np.ndarray:
+    """x2 (B * T, H) @ w.T + b with w the ``parts`` stacked (H, H) matrices -> (parts, B, heads, T, d) views
+    (B and T given: B * T may be 0)."""
+    out = matmul(x2, w.T)
     out += b
-    return out.reshape(*x.shape[:2], parts, heads, w.shape[1] // heads).transpose(2, 0, 3, 1, 4)
+    return out.reshape(batch, length, parts, heads, w.shape[1] // heads).transpose(2, 0, 3, 1, 4)
 
 
 class MultiHeadAttention(Function):
@@ -47,14 +49,14 @@ class MultiHeadAttention(Function):
         self.self_attention = len(arrays) == 8
         wq, bq, wk, bk, wv, bv, self.wo, bo = arrays[-8:]
         b, t, h = x.shape
-        self.x2 = as_rows(x)
+        self.x2 = x.reshape(-1, h)
         if self.self_attention:  # one product for q, k and v: x (B T, H) @ [Wq; Wk; Wv]^T
             self.w_in = np.concatenate((wq, wk, wv))
-            self.q, self.k, self.v = _project(x, self.w_in, np.concatenate((bq, bk, bv)), 3, heads)
+            self.q, self.k, self.v = _project(self.x2, self.w_in, np.concatenate((bq, bk, bv)), 3, b, t, heads)
         else:  # queries from x, keys and values (one product) from the memory
-            self.m2, self.wq, self.w_kv = as_rows(arrays[0]), wq, np.concatenate((wk, wv))
-            (self.q,) = _project(x, wq, bq, 1, heads)
-            self.k, self.v = _project(arrays[0], self.w_kv, np.concatenate((bk, bv)), 2, heads)
+            self.m2, self.wq, self.w_kv = arrays[0].reshape(-1, h), wq, np.concatenate((wk, wv))
+            (self.q,) = _project(self.x2, wq, bq, 1, b, t, heads)
+            self.k, self.v = _project(self.m2, self.w_kv, np.concatenate((bk, bv)), 2, b, arrays[0].shape[1], heads)
         self.scale = x.dtype.type(1 / math.sqrt(h // heads))
         self.weights, self.hidden = attention_weights(self.q, self.k, mask, self.scale)
         self.keep = dropout_scale(self.weights.shape, dropout_p, x.dtype)
@@ -69,7 +71,7 @@ class MultiHeadAttention(Function):
 
     def backward(self, g):
         needs, b, heads = self.needs_input_grad, self.q.shape[0], self.q.shape[1]
-        g2 = as_rows(g)
+        g2 = g.reshape(-1, g.shape[-1])
         # Output projection, then back into the heads: d context (B, heads, T_q, d).
         d_context, dwo, dbo = linear_grads(g2, self.context, self.wo, True)
         d_context = d_context.reshape(b, g.shape[1], heads, self.q.shape[-1]).transpose(0, 2, 1, 3)

@@ -48,7 +48,8 @@ def mean_vector(n: int, dtype: np.dtype) -> np.ndarray:
 
 def as_rows(x: np.ndarray) -> np.ndarray:
     """``x`` as a (rows, last axis) matrix, a view when it can be; unlike ``reshape(-1, n)`` also with no elements."""
-    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+    n = x.shape[-1]
+    return x.reshape(-1, n) if n else x.reshape(math.prod(x.shape[:-1]), 0)
 
 
 def _broadcast_error(name: str, sym: str, a: np.ndarray, b: np.ndarray) -> ValueError:
