@@ -18,3 +18,10 @@ __all__ += ["ScaledDotProductAttention", "MultiHeadAttention", "PositionalEncodi
 from .recurrent import LSTM, RNN, LSTMBlock, LSTMCell, RecurrentBlock, RNNCell
 
 __all__ += ["RNNCell", "LSTMCell", "RNN", "LSTM", "RecurrentBlock", "LSTMBlock"]
+from .conv import Conv1d, Conv2d, ConvTranspose2d
+from .flatten import Flatten
+from .normalization import BatchNorm1d, BatchNorm2d
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+
+__all__ += ["Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d",
+            "BatchNorm2d", "Flatten"]
