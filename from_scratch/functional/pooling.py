@@ -27,8 +27,8 @@ def _pool_args(name: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any
     stride = kernel if stride is None or stride == () else ntuple(name, "stride", stride, 2, 1)
     dilation = ntuple(name, "dilation", dilation, 2, 1)
     pad = ntuple(name, "padding", padding, 2)
-    if any(2 * p > d * (k - 1) + 1 for p, k, d in zip(pad, kernel, dilation)):
-        raise ValueError(f"{name}: padding {pad} should be at most half of the (dilated) kernel size {kernel}")
+    if any(2 * p > k for p, k in zip(pad, kernel)):
+        raise ValueError(f"{name}: padding {pad} should be at most half of the kernel size {kernel}")
     pads = tuple((p, p) for p in pad)
     return kernel, stride, pads, dilation, out_sizes(name, x.shape[2:], kernel, stride, pads, dilation)
 
@@ -36,7 +36,7 @@ def _pool_args(name: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any
 def max_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
                ceil_mode: bool = False, return_indices: bool = False) -> Tensor:
     """The maximum of each kh x kw window: (N, C, H, W) -> (N, C, OH, OW), stride defaulting to the kernel,
-    padding with -inf (at most half the kernel). The gradient goes to the first maximum of each window,
+    padding with -inf (at most half the kernel, PyTorch's rule). The gradient goes to the first maximum of each window,
     as in PyTorch. Raises ValueError for bad sizes; NotImplementedError for ceil_mode / return_indices."""
     if return_indices:
         raise NotImplementedError("max_pool2d: return_indices=True is not implemented")
