@@ -25,7 +25,7 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 def test_unfold_and_fold_gradcheck(finite_diff):
     args = dict(kernel=(2, 3), stride=(2, 1), padding=((1, 0), (1, 2)), dilation=(1, 2))
     finite_diff(lambda x: window.Unfold.apply(x, **args), rng.standard_normal((2, 2, 5, 4)))
-    finite_diff(lambda c: window.Fold.apply(c, size=(5, 4), **args), rng.standard_normal((2, 12, 3 * 3)))
+    finite_diff(lambda c: window.Fold.apply(c, size=(5, 4), **args), rng.standard_normal((12, 2 * 3 * 3)))
 
 
 def test_window_max_gradcheck(finite_diff):

@@ -58,24 +58,26 @@ def _cropped(xp: np.ndarray, padding: tuple) -> np.ndarray:
 
 
 def unfold(x: np.ndarray, kernel: Pair, stride: Pair, padding: tuple, dilation: Pair) -> np.ndarray:
-    """im2col: (N, C, H, W) -> (N, C * kh * kw, OH * OW), rows ordered (c, i, j) as PyTorch's ``unfold``."""
+    """im2col: images (N, C, H, W) -> columns (C * kh * kw, N * OH * OW), rows ordered (c, i, j) as in PyTorch's
+    ``unfold``, columns (n, y, x). Channels first, so that a convolution is one plain 2-D matrix product."""
     view = windows(padded(x, padding), kernel, stride, dilation)
     n, c, kh, kw, oh, ow = view.shape
-    return view.reshape(n, c * kh * kw, oh * ow)  # the one copy
+    return view.transpose(1, 2, 3, 0, 4, 5).reshape(c * kh * kw, n * oh * ow)  # the one copy
 
 
-def fold(cols: np.ndarray, size: Pair, kernel: Pair, stride: Pair, padding: tuple, dilation: Pair) -> np.ndarray:
-    """col2im, the adjoint of ``unfold``: add each window's column back onto the image (N, C, *size) it came from."""
+def fold(cols: np.ndarray, size: tuple, kernel: Pair, stride: Pair, padding: tuple, dilation: Pair) -> np.ndarray:
+    """col2im, the adjoint of ``unfold``: add each column (C * kh * kw, N * OH * OW) back onto the image
+    (N, C, *size) it came from. Returns a view (of a channels-first sum)."""
     (top, bottom), (left, right) = padding
     hp, wp = size[0] + top + bottom, size[1] + left + right
     out_size = (window_count(hp, kernel[0], stride[0], dilation[0]), window_count(wp, kernel[1], stride[1], dilation[1]))
-    n, c = cols.shape[0], cols.shape[1] // (kernel[0] * kernel[1])
-    cols = cols.reshape(n, c, kernel[0], kernel[1], *out_size)
-    out = np.zeros((n, c, hp, wp), cols.dtype)
+    c = cols.shape[0] // (kernel[0] * kernel[1])
+    cols = cols.reshape(c, kernel[0], kernel[1], -1, *out_size)
+    out = np.zeros((c, cols.shape[3], hp, wp), cols.dtype)  # (C, N, ...): the same order as the columns
     for i in range(kernel[0]):  # windows overlap: one strided add per kernel offset, never per pixel
         for j in range(kernel[1]):
-            out[_offset_slice(i, j, out_size, stride, dilation)] += cols[:, :, i, j]
-    return _cropped(out, padding)
+            out[_offset_slice(i, j, out_size, stride, dilation)] += cols[:, i, j]
+    return _cropped(out, padding).transpose(1, 0, 2, 3)
 
 
 class Unfold(Function):

@@ -1,9 +1,10 @@
 """Convolutions as PyTorch has them: unfold/fold, conv1d, conv2d, conv_transpose2d.
 
 Each is composed from the window primitives in ``autograd/window.py`` and one matrix product:
-a convolution is ``weight (O, C*kh*kw) @ unfold(x) (N, C*kh*kw, OH*OW)`` (im2col; the backward is the
-same two ops run backwards: the weight gradient is one product with the columns, the input gradient a
-product then ``fold``, which adds the columns back onto the image in a loop over kernel offsets).
+a convolution is ``weight (O, C*kh*kw) @ columns (C*kh*kw, N*OH*OW)`` with the columns from ``Unfold``
+(im2col). The backward is the same two ops run backwards: the weight gradient is one product with the
+columns, the input gradient a product then ``fold``, which adds the columns back onto the image in a
+loop over kernel offsets. All products are plain 2-D ones (or one per group), BLAS's fastest case.
 PyTorch's convolution is a cross-correlation (no kernel flip); so is ours.
 """
 from __future__ import annotations
@@ -68,8 +69,9 @@ def unfold(input: Tensor, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
     kernel = ntuple("unfold", "kernel_size", kernel_size, 2, 1)
     stride, dilation = ntuple("unfold", "stride", stride, 2, 1), ntuple("unfold", "dilation", dilation, 2, 1)
     pads = padding_pairs("unfold", padding, kernel, stride, dilation)
-    out_sizes("unfold", x.shape[2:], kernel, stride, pads, dilation)
-    return window.Unfold.apply(x, kernel=kernel, stride=stride, padding=pads, dilation=dilation)
+    oh, ow = out_sizes("unfold", x.shape[2:], kernel, stride, pads, dilation)
+    cols = window.Unfold.apply(x, kernel=kernel, stride=stride, padding=pads, dilation=dilation)
+    return cols.reshape(cols.shape[0], x.shape[0], oh * ow).permute(1, 0, 2)  # (C k k, N L) -> (N, C k k, L)
 
 
 def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
@@ -85,7 +87,8 @@ def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1, p
     if input.ndim != 3 or input.shape[1] % k or input.shape[2] != blocks[0] * blocks[1]:
         raise ValueError(f"fold: input of shape {input.shape} is not (N, C * {k}, {blocks[0] * blocks[1]}) "
                          f"for kernel {kernel} and output size {size} ({blocks[0]} x {blocks[1]} windows)")
-    return window.Fold.apply(input, size=size, kernel=kernel, stride=stride, padding=pads, dilation=dilation)
+    cols = input.permute(1, 0, 2).reshape(input.shape[1], -1)  # (N, C k k, L) -> the primitive's (C k k, N L)
+    return window.Fold.apply(cols, size=size, kernel=kernel, stride=stride, padding=pads, dilation=dilation)
 
 
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0,
@@ -130,10 +133,14 @@ def _conv(name: str, input: Any, weight: Tensor, bias: Tensor | None, stride: An
         kernel, stride, dilation, pads = (1,) + kernel, (1,) + stride, (1,) + dilation, ((0, 0),) + pads
     oh, ow = out_sizes(name, x.shape[2:], kernel, stride, pads, dilation)
     n, k = x.shape[0], in_per_group * kernel[0] * kernel[1]
-    cols = window.Unfold.apply(x, kernel=kernel, stride=stride, padding=pads, dilation=dilation)
-    # per group g: (O/g, K) @ (N, K, L) -> (N, O/g, L); one matrix product for all groups and images
-    out = weight.reshape(groups, out_ch // groups, k) @ cols.reshape(n, groups, k, oh * ow)
-    out = out.reshape((n, out_ch, oh, ow) if spatial == 2 else (n, out_ch, ow))
+    cols = window.Unfold.apply(x, kernel=kernel, stride=stride, padding=pads, dilation=dilation)  # (C k, N L)
+    if groups == 1:  # (O, K) @ (K, N L): one 2-D product for the whole batch
+        out = weight.reshape(out_ch, k) @ cols
+    else:  # per group: (O/g, K/g) @ (K/g, N L), one batched product
+        out = weight.reshape(groups, out_ch // groups, k) @ cols.reshape(groups, k, n * oh * ow)
+    # (O, N, ...) -> (N, O, ...): a view, no copy
+    out = out.reshape(out_ch, n, oh, ow).permute(1, 0, 2, 3) if spatial == 2 else \
+        out.reshape(out_ch, n, ow).permute(1, 0, 2)
     if bias is not None:
         out = out + bias.reshape((out_ch,) + (1,) * spatial)
     return out[0] if unbatched else out
@@ -166,9 +173,10 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
         raise ValueError(f"{name}: input of shape {x.shape} gives an empty output {size}")
     n, h, w = x.shape[0], x.shape[2], x.shape[3]
     cin, k = in_ch // groups, out_per_group * kh * kw
-    # columns (N, g, K, H W) = weight^T (g, K, C_in/g) @ x (N, g, C_in/g, H W), then added back as images
-    cols = weight.reshape(groups, cin, k).transpose(1, 2) @ x.reshape(n, groups, cin, h * w)
-    out = window.Fold.apply(cols.reshape(n, groups * k, h * w), size=size, kernel=(kh, kw), stride=stride,
+    # columns (g, K, N H W) = weight^T (g, K, C_in/g) @ x (g, C_in/g, N H W), then added back as images
+    x_cols = x.permute(1, 0, 2, 3).reshape(groups, cin, n * h * w)
+    cols = weight.reshape(groups, cin, k).transpose(1, 2) @ x_cols
+    out = window.Fold.apply(cols.reshape(groups * k, n * h * w), size=size, kernel=(kh, kw), stride=stride,
                             padding=tuple((p, p) for p in pad), dilation=dilation)
     if bias is not None:
         out = out + bias.reshape(-1, 1, 1)

@@ -55,7 +55,7 @@ def avg_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     kernel, stride, pads, dilation, (oh, ow) = _pool_args("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
     n, c = x.shape[:2]
     cols = window.Unfold.apply(x, kernel=kernel, stride=stride, padding=pads, dilation=dilation)
-    sums = cols.reshape(n, c, kernel[0] * kernel[1], oh, ow).sum(axis=2)
+    sums = cols.reshape(c, kernel[0] * kernel[1], n, oh, ow).sum(axis=1).permute(1, 0, 2, 3)  # (N, C, OH, OW)
     if divisor_override:
         divisor: Any = divisor_override
     elif count_include_pad or not any(p for pair in pads for p in pair):
