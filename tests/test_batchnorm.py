@@ -90,9 +90,30 @@ def test_functional_batch_norm_matches_torch(torch_parity):
                  lambda *t: torch.nn.functional.batch_norm(t[0], *theirs_stats, *t[1:]), x, w, b)
 
 
-def test_gradcheck_through_training_batch_norm(finite_diff):
-    finite_diff(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
-                rng.standard_normal((3, 2, 4)), rng.standard_normal(2), rng.standard_normal(2))
+@pytest.mark.parametrize("params", ["weight and bias", "weight", "bias", "none"])
+def test_fused_batch_norm_gradcheck_and_equals_the_composed_version(finite_diff, float64, params):
+    x = rng.standard_normal((3, 2, 4, 2)) * 2 + 1
+    w = rng.standard_normal(2) if "weight" in params else None
+    b = rng.standard_normal(2) if "bias" in params else None
+    arrays = [a for a in (x, w, b) if a is not None]
+
+    def split(ts):  # the inputs back in (x, weight, bias) places
+        it = iter(ts)
+        return [next(it) if a is not None else None for a in (x, w, b)]
+
+    finite_diff(lambda *ts: F.batch_norm(split(ts)[0], None, None, *split(ts)[1:], training=True), *arrays)
+    fused = [fs.Tensor(a, requires_grad=True, dtype=np.float64) for a in arrays]
+    plain = [fs.Tensor(a, requires_grad=True, dtype=np.float64) for a in arrays]
+    weighting = rng.standard_normal(x.shape)
+    (F.batch_norm(split(fused)[0], None, None, *split(fused)[1:], training=True) * weighting).sum().backward()
+    (F.batch_norm_composed(*split(plain)) * weighting).sum().backward()
+    for f, p in zip(fused, plain):
+        np.testing.assert_allclose(f.grad, p.grad, rtol=1e-9, atol=1e-12)
+    # the conv output's channel-first memory layout gives the same result as a contiguous input
+    channel_first = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    np.testing.assert_allclose(F.batch_norm(fs.Tensor(channel_first, dtype=np.float64), None, None,
+                                            training=True).numpy(),
+                               F.batch_norm_composed(fs.Tensor(x, dtype=np.float64)).numpy(), rtol=1e-10)
 
 
 @pytest.mark.parametrize("layer, shape, message", [

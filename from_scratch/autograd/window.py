@@ -115,6 +115,8 @@ class WindowMax(Function):
         view = windows(xp, kernel, stride, dilation)
         self.padded_shape, self.args = xp.shape, (view.shape[-2:], stride, dilation)
         self.padding, self.kernel = padding, kernel
+        # windows that do not overlap (the usual kernel = stride) let the backward write instead of add
+        self.disjoint = all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
         nan = x.dtype.kind == "f" and bool(np.isnan(x).any())
         best = view[:, :, 0, 0].copy()
         # which offset won, numbered i * kw + j; strict > keeps the first of equal maxima
@@ -125,12 +127,15 @@ class WindowMax(Function):
             if nan:
                 better |= np.isnan(candidate)
             np.copyto(best, candidate, where=better)
-            self.winner[better] = k
+            np.copyto(self.winner, k, where=better)
         return best
 
     def backward(self, g):
         gp = np.zeros(self.padded_shape, g.dtype)
-        zero = np.zeros((), g.dtype)
         for k in range(self.kernel[0] * self.kernel[1]):
-            gp[_offset_slice(k // self.kernel[1], k % self.kernel[1], *self.args)] += np.where(self.winner == k, g, zero)
+            cells = gp[_offset_slice(k // self.kernel[1], k % self.kernel[1], *self.args)]
+            if self.disjoint:  # each cell is in one window at most
+                np.copyto(cells, g, where=self.winner == k)
+            else:
+                cells += np.where(self.winner == k, g, np.zeros((), g.dtype))
         return _cropped(gp, self.padding)

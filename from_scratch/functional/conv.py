@@ -138,11 +138,12 @@ def _conv(name: str, input: Any, weight: Tensor, bias: Tensor | None, stride: An
         out = weight.reshape(out_ch, k) @ cols
     else:  # per group: (O/g, K/g) @ (K/g, N L), one batched product
         out = weight.reshape(groups, out_ch // groups, k) @ cols.reshape(groups, k, n * oh * ow)
+    out = out.reshape(out_ch, n * oh * ow)
+    if bias is not None:  # added to the (O, N L) matrix while it is contiguous: rows get one value each
+        out = out + bias.reshape(out_ch, 1)
     # (O, N, ...) -> (N, O, ...): a view, no copy
     out = out.reshape(out_ch, n, oh, ow).permute(1, 0, 2, 3) if spatial == 2 else \
         out.reshape(out_ch, n, ow).permute(1, 0, 2)
-    if bias is not None:
-        out = out + bias.reshape((out_ch,) + (1,) * spatial)
     return out[0] if unbatched else out
 
 
