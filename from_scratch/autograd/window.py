@@ -119,23 +119,29 @@ class WindowMax(Function):
         self.disjoint = all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
         nan = x.dtype.kind == "f" and bool(np.isnan(x).any())
         best = view[:, :, 0, 0].copy()
-        # which offset won, numbered i * kw + j; strict > keeps the first of equal maxima
-        self.winner = np.zeros(best.shape, np.min_scalar_type(kernel[0] * kernel[1]))
+        # which offset won, numbered i * kw + j. Masked copies with data-dependent masks are slow in NumPy
+        # (a branch per element), so everything below is branch-free arithmetic.
+        self.winner = winner = np.zeros(best.shape, np.min_scalar_type(kernel[0] * kernel[1]))
         for k in range(1, kernel[0] * kernel[1]):
             candidate = view[:, :, k // kernel[1], k % kernel[1]]
-            better = candidate > best
+            better = candidate > best  # strict: the first of equal maxima keeps the window
             if nan:
                 better |= np.isnan(candidate)
-            np.copyto(best, candidate, where=better)
-            np.copyto(self.winner, k, where=better)
+            np.maximum(best, candidate, out=best)  # NaN wins here too, as in PyTorch
+            # winner = k where better: k exceeds every earlier winner, so add better * (k - winner)
+            jump = np.subtract(k, winner, dtype=winner.dtype)
+            jump *= better.view(np.uint8)
+            winner += jump
         return best
 
     def backward(self, g):
         gp = np.zeros(self.padded_shape, g.dtype)
         for k in range(self.kernel[0] * self.kernel[1]):
-            cells = gp[_offset_slice(k // self.kernel[1], k % self.kernel[1], *self.args)]
+            routed = (self.winner == k).astype(g.dtype)
+            routed *= g
+            cells = _offset_slice(k // self.kernel[1], k % self.kernel[1], *self.args)
             if self.disjoint:  # each cell is in one window at most
-                np.copyto(cells, g, where=self.winner == k)
+                gp[cells] = routed
             else:
-                cells += np.where(self.winner == k, g, np.zeros((), g.dtype))
+                gp[cells] += routed
         return _cropped(gp, self.padding)
