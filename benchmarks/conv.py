@@ -93,6 +93,33 @@ def bench(case: str) -> dict:
             "ours_range": (min(ours_ms), max(ours_ms)), "torch_range": (min(torch_ms), max(torch_ms))}
 
 
+def products_ms(case: str) -> float | None:
+    """For a convolution: milliseconds for just its matrix products (forward, weight gradient and, if the
+    input needs one, input gradient) on ready arrays, the same shapes as the layer's. Our step cannot beat
+    this on this BLAS; PyTorch's (oneDNN) convolution needs no im2col and runs its own kernels."""
+    layer_name, args, _, (n, _, h, w), input_grad = CASES[case]
+    if layer_name != "Conv2d":
+        return None
+    c_in, c_out, k = args
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((c_out, c_in * k * k), dtype=np.float32)
+    cols = rng.standard_normal((c_in * k * k, n * h * w), dtype=np.float32)
+    g = rng.standard_normal((c_out, n * h * w), dtype=np.float32)
+
+    def products() -> None:
+        weight @ cols, g @ cols.T
+        if input_grad:
+            weight.T @ g
+
+    products()
+    times = []
+    for _ in range(ARGS.rounds):
+        start = time.perf_counter()
+        products()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
 def _memory_mb(field: str) -> float:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
@@ -125,15 +152,16 @@ def main() -> None:
     print(f"{cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; NumPy {np.__version__}, "
           f"torch {torch.__version__}; {ARGS.threads} thread(s) each; median of {ARGS.rounds} alternating rounds "
           f"of {ARGS.steps} steps (min-max in brackets)\n")
-    print("| case | input | ours ms | PyTorch ms | ours / PyTorch | peak MB ours | peak MB PyTorch |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| case | input | ours ms | PyTorch ms | ours / PyTorch | our products alone ms | peak MB ours | "
+          "peak MB PyTorch |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for case in ARGS.only or CASES:
         layer_name, args, kwargs, shape, _ = CASES[case]
-        r, m = bench(case), bench_memory(case)
+        r, m, products = bench(case), bench_memory(case), products_ms(case)
         print(f"| {layer_name}{args} | {'x'.join(map(str, shape))} | {r['ours_ms']:.2f} "
               f"({r['ours_range'][0]:.1f}-{r['ours_range'][1]:.1f}) | {r['torch_ms']:.2f} "
               f"({r['torch_range'][0]:.1f}-{r['torch_range'][1]:.1f}) | {r['ours_ms'] / r['torch_ms']:.2f} | "
-              f"{m['ours']:.1f} | {m['torch']:.1f} |", flush=True)
+              f"{'-' if products is None else f'{products:.2f}'} | {m['ours']:.1f} | {m['torch']:.1f} |", flush=True)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 
 
