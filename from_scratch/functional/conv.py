@@ -13,6 +13,7 @@ from typing import Any
 
 from ..autograd import window
 from ..autograd.tensor import Tensor
+from .inputs import as_tensor
 
 __all__ = ["unfold", "fold", "conv1d", "conv2d", "conv_transpose2d"]
 
@@ -53,8 +54,7 @@ def out_sizes(name: str, shape: tuple, kernel: tuple, stride: tuple, pads: tuple
 
 def image_batch(name: str, x: Any, spatial: int) -> tuple[Tensor, bool]:
     """``x`` as a batch (N, C, *spatial) and whether it came without the batch axis (PyTorch's unbatched input)."""
-    if not isinstance(x, Tensor):
-        x = Tensor(x)
+    x = as_tensor(x, name)
     if x.ndim == spatial + 1:
         return x.unsqueeze(0), True
     if x.ndim != spatial + 2:
@@ -78,6 +78,7 @@ def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1, p
          stride: Any = 1) -> Tensor:
     """Add columns (N, C * kh * kw, L) back into images (N, C, *output_size), overlaps summed (col2im),
     as ``torch.nn.functional.fold``; the adjoint of ``unfold``."""
+    input = as_tensor(input, "fold")
     size = ntuple("fold", "output_size", output_size, 2, 1)
     kernel = ntuple("fold", "kernel_size", kernel_size, 2, 1)
     stride, dilation = ntuple("fold", "stride", stride, 2, 1), ntuple("fold", "dilation", dilation, 2, 1)
@@ -113,6 +114,8 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
 def _conv(name: str, input: Any, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any, dilation: Any,
           groups: int, spatial: int) -> Tensor:
     x, unbatched = image_batch(name, input, spatial)
+    weight = as_tensor(weight, name, "weight")
+    bias = None if bias is None else as_tensor(bias, name, "bias")
     if weight.ndim != spatial + 2:
         raise ValueError(f"{name}: weight must have {spatial + 2} axes (C_out, C_in / groups, kernel...), "
                          f"got shape {weight.shape}")
@@ -157,6 +160,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     """
     name = "conv_transpose2d"
     x, unbatched = image_batch(name, input, 2)
+    weight = as_tensor(weight, name, "weight")
     if weight.ndim != 4:
         raise ValueError(f"{name}: weight must be (C_in, C_out / groups, kh, kw), got shape {weight.shape}")
     in_ch, out_per_group, kh, kw = weight.shape

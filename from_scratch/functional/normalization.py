@@ -5,6 +5,7 @@ import numpy as np
 
 from ..autograd import fused, fused_norm
 from ..autograd.tensor import Tensor
+from .inputs import as_tensor
 
 __all__ = ["layer_norm", "add_layer_norm", "batch_norm", "batch_norm_composed"]
 
@@ -12,6 +13,7 @@ __all__ = ["layer_norm", "add_layer_norm", "batch_norm", "batch_norm_composed"]
 def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5,
                normalized_ndim: int | None = None) -> Tensor:
     """Normalise over the trailing axes that ``weight`` covers (the last axis if no weight)."""
+    x = as_tensor(x, "layer_norm")
     params, ndim = _layer_norm_params("layer_norm", weight, bias, normalized_ndim)
     return fused.LayerNorm.apply(x, *params, ndim=ndim, eps=eps)
 
@@ -19,6 +21,7 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
 def add_layer_norm(x: Tensor, y: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
                    eps: float = 1e-5, normalized_ndim: int | None = None) -> Tensor:
     """``layer_norm(x + y)`` as one op: the residual add and norm of a post-norm Transformer layer."""
+    x, y = as_tensor(x, "add_layer_norm"), as_tensor(y, "add_layer_norm", "y")
     if x.shape != y.shape:
         raise ValueError(f"add_layer_norm: x of shape {x.shape} and y of shape {y.shape} must have the same shape")
     params, ndim = _layer_norm_params("add_layer_norm", weight, bias, normalized_ndim)
@@ -46,6 +49,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     Raises ValueError for fewer than two values per channel in training, for missing running statistics
     in evaluation, and for statistics or parameters that are not of shape (C,).
     """
+    input = as_tensor(input, "batch_norm")
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected input (N, C, ...), got shape {input.shape}")
     c, stat_shape = input.shape[1], (1, input.shape[1]) + (1,) * (input.ndim - 2)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..autograd.tensor import Tensor
+from ..functional.inputs import as_tensor
 from .module import Module
 
 
@@ -13,7 +14,7 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.flatten(self.start_dim, self.end_dim)
+        return as_tensor(x, "Flatten").flatten(self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

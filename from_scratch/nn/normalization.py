@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd.tensor import Tensor, get_default_dtype
+from ..functional.inputs import as_tensor
 from .conv import named_errors
 from .module import Module, Parameter
 
@@ -25,6 +26,7 @@ class LayerNorm(Module):
         self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) if elementwise_affine and bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        x = as_tensor(x, "LayerNorm")
         if x.shape[x.ndim - len(self.normalized_shape):] != self.normalized_shape:
             raise ValueError(f"LayerNorm: input of shape {x.shape} does not end in {self.normalized_shape}")
         return F.layer_norm(x, self.weight, self.bias, self.eps, normalized_ndim=len(self.normalized_shape))
@@ -63,6 +65,7 @@ class _BatchNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         name = type(self).__name__
+        x = as_tensor(x, name)
         if x.ndim not in self.input_ndims:
             raise ValueError(f"{name}: expected {' or '.join(f'{n}D' for n in self.input_ndims)} input "
                              f"(N, C{', L' if name.endswith('1d') else ', H, W'}), got shape {x.shape}")
