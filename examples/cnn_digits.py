@@ -6,11 +6,11 @@ The next chapter after the Vision Transformer, on the same images and the same f
 (``vit_digits.load_data``): instead of cutting the image into patches that attend to each other, small
 3x3 filters slide over it. Each block convolves, normalises each channel over the batch (BatchNorm2d),
 applies ReLU and halves the resolution (MaxPool2d): 1x8x8 -> 32x4x4 -> 64x2x2 -> 10 logits. Trained
-with AdamW, a linear-warmup + cosine learning rate and the ViT example's random one-pixel shifts.
+with AdamW, a linear-warmup + cosine learning rate and the ViT example's random one-pixel shifts;
+the batches come from ``from_scratch.data.DataLoader`` (shuffled each epoch by the seeded generator).
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from typing import Sequence
@@ -24,6 +24,7 @@ from vit_digits import accuracy, load_data, shift
 import from_scratch as fs
 import from_scratch.functional as F
 from from_scratch import nn
+from from_scratch.data import DataLoader, TensorDataset
 from from_scratch.optim import AdamW, WarmupCosineLR
 from from_scratch.random import get_rng
 
@@ -60,23 +61,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     model = CNN(tuple(args.channels))
     optimizer = AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    total = epochs * math.ceil(len(x_train) / args.batch_size)
+    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=args.batch_size, shuffle=True)
+    total = epochs * len(loader)
     schedule = WarmupCosineLR(optimizer, warmup_steps=max(1, total // 10), total_steps=total)
     print(f"CNN: {model.num_parameters():,} parameters; {len(x_train)} training and {len(x_test)} test images")
 
     start, history = time.perf_counter(), []
     bar = tqdm(range(epochs), desc="epochs")
     for _ in bar:
-        rng = get_rng()
-        order, running = rng.permutation(len(x_train)), 0.0
-        for i in range(0, len(order), args.batch_size):
-            idx = order[i:i + args.batch_size]
-            loss = F.cross_entropy(model(fs.Tensor(shift(x_train[idx], rng))), y_train[idx])
+        running = 0.0
+        for images, labels in loader:
+            loss = F.cross_entropy(model(fs.Tensor(shift(images.numpy(), get_rng()))), labels.numpy())
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             schedule.step()
-            running += loss.item() * len(idx)
+            running += loss.item() * len(labels)
         history.append((running / len(x_train), accuracy(model, x_test, y_test)))
         bar.set_postfix(loss=f"{history[-1][0]:.3f}", test=f"{history[-1][1]:.1%}")
     seconds = time.perf_counter() - start
