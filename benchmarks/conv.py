@@ -34,7 +34,7 @@ CASES = {
 
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads for NumPy and torch (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="set_num_threads in both libraries (default 1)")
     parser.add_argument("--only", nargs="+", choices=list(CASES), help="run only these cases")
     parser.add_argument("--rounds", type=int, default=7, help="alternating timing rounds per case")
     parser.add_argument("--steps", type=int, default=5, help="forward+backward steps per round")
@@ -43,12 +43,14 @@ def _parse_args() -> argparse.Namespace:
 
 
 ARGS = _parse_args()
-os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)  # before NumPy loads OpenBLAS
 
 import numpy as np  # noqa: E402
 
 import from_scratch as fs  # noqa: E402
 from from_scratch import nn  # noqa: E402
+from from_scratch.threads import matmul  # noqa: E402
+
+fs.set_num_threads(ARGS.threads)  # products below the library's size threshold still run on one thread
 
 if ARGS.memory_probe is None or ARGS.memory_probe[0] == "torch":  # our memory probe runs without torch loaded
     import torch
@@ -107,9 +109,9 @@ def products_ms(case: str) -> float | None:
     g = rng.standard_normal((c_out, n * h * w), dtype=np.float32)
 
     def products() -> None:
-        weight @ cols, g @ cols.T
+        matmul(weight, cols), matmul(g, cols.T)
         if input_grad:
-            weight.T @ g
+            matmul(weight.T, g)
 
     products()
     times = []
