@@ -180,6 +180,14 @@ LAYERS = {
     "GRU": (lambda: nn.GRU(3, 4, batch_first=True), lambda: torch.nn.GRU(3, 4, batch_first=True), (0, 2, 3)),
     "GRU no steps": (lambda: nn.GRU(3, 4, batch_first=True), lambda: torch.nn.GRU(3, 4, batch_first=True), (2, 0, 3)),
     "GELU": (lambda: nn.GELU(), lambda: torch.nn.GELU(), (0, 3)),
+    "Conv1d": (lambda: nn.Conv1d(2, 3, 3), lambda: torch.nn.Conv1d(2, 3, 3), (0, 2, 5)),
+    "Conv2d": (lambda: nn.Conv2d(2, 3, 3, padding=1), lambda: torch.nn.Conv2d(2, 3, 3, padding=1), (0, 2, 4, 4)),
+    "ConvTranspose2d": (lambda: nn.ConvTranspose2d(2, 3, 2), lambda: torch.nn.ConvTranspose2d(2, 3, 2), (0, 2, 3, 3)),
+    "MaxPool2d": (lambda: nn.MaxPool2d(2), lambda: torch.nn.MaxPool2d(2), (0, 2, 4, 4)),
+    "AvgPool2d": (lambda: nn.AvgPool2d(2), lambda: torch.nn.AvgPool2d(2), (0, 2, 4, 4)),
+    "AdaptiveAvgPool2d": (lambda: nn.AdaptiveAvgPool2d(1), lambda: torch.nn.AdaptiveAvgPool2d(1), (0, 2, 4, 4)),
+    "BatchNorm1d eval": (lambda: nn.BatchNorm1d(3).eval(), lambda: torch.nn.BatchNorm1d(3).eval(), (0, 3)),
+    "BatchNorm2d eval": (lambda: nn.BatchNorm2d(3).eval(), lambda: torch.nn.BatchNorm2d(3).eval(), (0, 3, 2, 2)),
     "Softmax": (lambda: nn.Softmax(), lambda: torch.nn.Softmax(-1), (0, 3)),
 }
 
@@ -216,3 +224,10 @@ def test_layer_with_an_empty_batch(name):
     for pname, p in layer.named_parameters():
         assert p.grad is None or not p.grad.any(), f"{name}.{pname}: nonzero gradient from an empty batch"
         assert p.grad is None or np.isfinite(p.grad).all(), f"{name}.{pname}: NaN gradient from an empty batch"
+
+
+@pytest.mark.parametrize("make,shape", [(lambda: nn.BatchNorm1d(3), (0, 3)), (lambda: nn.BatchNorm2d(3), (0, 3, 2, 2))])
+def test_batch_norm_training_on_an_empty_batch_is_a_clear_error(make, shape):
+    """PyTorch refuses too: batch statistics of no values."""
+    with pytest.raises(ValueError, match="expected more than 1 value per channel"):
+        make()(Tensor(np.ones(shape)))
