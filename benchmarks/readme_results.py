@@ -60,16 +60,21 @@ SHOWS = {  # the examples table's "what it shows" column, by part
     "vit_digits": "Vision Transformer from the library's layers: 2x2 patches via reshape + `Linear`, class "
                   "token, learned positions, pre-norm encoder, `AdamW`, linear warmup + cosine; loss and "
                   "accuracy curves",
+    "cnn_digits": "the next chapter on the same images and split: two `Conv2d` + `BatchNorm2d` + `ReLU` + "
+                  "`MaxPool2d` blocks and a `Linear` head (21,482 parameters), batches from "
+                  "`from_scratch.data.DataLoader`, `AdamW`, warmup + cosine, the ViT's one-pixel shifts",
     "reverse_transformer": "the reversal task written out against the library API: `make_batch` (padding, "
                            "masks), the training loop, a plain greedy decoder next to the library's cached "
                            "one, held-out evaluation, cross-attention heatmaps",
 }
 EXAMPLE_PARTS = ["autograd_basics", "mlp_regression", "breast_cancer_mlp",
-                 *(f"names:{m}" for m in NAMES_MODELS), "attention_demo", "vit_digits", "reverse_transformer"]
+                 *(f"names:{m}" for m in NAMES_MODELS), "attention_demo", "vit_digits", "cnn_digits",
+                 "reverse_transformer"]
 # The scalar figures each example's result is judged by (the test compares them with a fresh run).
 FIGURES = {"autograd_basics": ("max_error",), "mlp_regression": ("test_mse", "baseline_mse"),
            "breast_cancer_mlp": ("accuracy", "majority"), "names": ("val_loss", "uniform"),
            "attention_demo": ("accuracy", "chance", "on_target"), "vit_digits": ("accuracy", "majority"),
+           "cnn_digits": ("accuracy", "majority"),
            "reverse_transformer": ("exact_match", "token_accuracy")}
 # Reversal ablation: (what changed, ReverseConfig overrides, seeds). Default row last.
 ABLATION = [
@@ -198,6 +203,8 @@ RESULT_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
                                 f"{100 * f['on_target']:.1f} % of the attention weight on the matching key",
     "vit_digits": lambda f: f"**{_pct(f['accuracy'])}** test accuracy on a fixed stratified split (360 test "
                             f"images; majority class: {100 * f['majority']:.1f} %)",
+    "cnn_digits": lambda f: f"**{_pct(f['accuracy'])}** test accuracy on the ViT's split (360 test images; "
+                            f"majority class: {100 * f['majority']:.1f} %)",
     "reverse_transformer": lambda f: f"**{_pct(f['exact_match'])}** exact match on 2,000 held-out sequences of "
                                      f"lengths 1..16",
 }

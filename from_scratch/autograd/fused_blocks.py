@@ -19,13 +19,16 @@ from ..threads import matmul
 from .function import Function
 from .fused import linear_grads
 from .fused_attention import attention_weights, softmax_backward
+from .ops import as_rows
 
 
-def _project(x2: np.ndarray, w: np.ndarray, b: np.ndarray, parts: int, batch: int, heads: int) -> np.ndarray:
-    """x2 (B * T, H) @ w.T + b with w the ``parts`` stacked (H, H) matrices -> (parts, B, heads, T, d) views."""
+def _project(x2: np.ndarray, w: np.ndarray, b: np.ndarray, parts: int, batch: int, length: int,
+             heads: int) -> np.ndarray:
+    """x2 (B * T, H) @ w.T + b with w the ``parts`` stacked (H, H) matrices -> (parts, B, heads, T, d) views
+    (B and T given: B * T may be 0)."""
     out = matmul(x2, w.T)
     out += b
-    return out.reshape(batch, -1, parts, heads, w.shape[1] // heads).transpose(2, 0, 3, 1, 4)
+    return out.reshape(batch, length, parts, heads, w.shape[1] // heads).transpose(2, 0, 3, 1, 4)
 
 
 class MultiHeadAttention(Function):
@@ -39,6 +42,7 @@ class MultiHeadAttention(Function):
     (before dropout).
     """
 
+    saved_inputs, saves_output = None, False
     fresh_grads = True
 
     def forward(self, x, *arrays, mask=None, heads=1, dropout_p=0.0):
@@ -48,11 +52,11 @@ class MultiHeadAttention(Function):
         self.x2 = x.reshape(-1, h)
         if self.self_attention:  # one product for q, k and v: x (B T, H) @ [Wq; Wk; Wv]^T
             self.w_in = np.concatenate((wq, wk, wv))
-            self.q, self.k, self.v = _project(self.x2, self.w_in, np.concatenate((bq, bk, bv)), 3, b, heads)
+            self.q, self.k, self.v = _project(self.x2, self.w_in, np.concatenate((bq, bk, bv)), 3, b, t, heads)
         else:  # queries from x, keys and values (one product) from the memory
             self.m2, self.wq, self.w_kv = arrays[0].reshape(-1, h), wq, np.concatenate((wk, wv))
-            (self.q,) = _project(self.x2, wq, bq, 1, b, heads)
-            self.k, self.v = _project(self.m2, self.w_kv, np.concatenate((bk, bv)), 2, b, heads)
+            (self.q,) = _project(self.x2, wq, bq, 1, b, t, heads)
+            self.k, self.v = _project(self.m2, self.w_kv, np.concatenate((bk, bv)), 2, b, arrays[0].shape[1], heads)
         self.scale = x.dtype.type(1 / math.sqrt(h // heads))
         self.weights, self.hidden = attention_weights(self.q, self.k, mask, self.scale)
         self.keep = dropout_scale(self.weights.shape, dropout_p, x.dtype)
@@ -60,7 +64,7 @@ class MultiHeadAttention(Function):
         # weights @ values, written straight into the heads-side-by-side layout (B, T_q, heads, d)
         context = np.empty((b, t, heads, h // heads), x.dtype)
         np.matmul(self.dropped, self.v, out=context.transpose(0, 2, 1, 3))
-        self.context = context.reshape(-1, h)
+        self.context = context.reshape(b * t, h)
         out = matmul(self.context, self.wo.T)
         out += bo
         return out.reshape(b, t, h)
@@ -70,7 +74,7 @@ class MultiHeadAttention(Function):
         g2 = g.reshape(-1, g.shape[-1])
         # Output projection, then back into the heads: d context (B, heads, T_q, d).
         d_context, dwo, dbo = linear_grads(g2, self.context, self.wo, True)
-        d_context = d_context.reshape(b, -1, heads, self.q.shape[-1]).transpose(0, 2, 1, 3)
+        d_context = d_context.reshape(b, g.shape[1], heads, self.q.shape[-1]).transpose(0, 2, 1, 3)
         # context = dropped @ v: d dropped = d context v^T, dv = dropped^T d context.
         d_weights = d_context @ self.v.swapaxes(-1, -2)
         if self.keep is not None:
@@ -86,14 +90,19 @@ class MultiHeadAttention(Function):
         np.matmul(self.dropped.swapaxes(-1, -2), d_context, out=dv)
         if self.self_attention:
             np.matmul(ds, self.k, out=d_in.transpose(2, 0, 3, 1, 4)[0])
-            dx, dw_in, db_in = linear_grads(d_in.reshape(len(self.x2), -1), self.x2, self.w_in, needs[0])
+            dx, dw_in, db_in = linear_grads(_packed_rows(d_in), self.x2, self.w_in, needs[0])
             return (_shaped(dx, g.shape), *_interleave(dw_in, db_in, 3), dwo, dbo)
         dq = np.empty((b, g.shape[1], heads, self.q.shape[3]), g.dtype)
         np.matmul(ds, self.k, out=dq.transpose(0, 2, 1, 3))
         dx, dwq, dbq = linear_grads(dq.reshape(g2.shape), self.x2, self.wq, needs[0])
-        dm, dw_kv, db_kv = linear_grads(d_in.reshape(len(self.m2), -1), self.m2, self.w_kv, needs[1])
-        return (_shaped(dx, g.shape), _shaped(dm, (b, -1, g.shape[-1])), dwq, dbq,
+        dm, dw_kv, db_kv = linear_grads(_packed_rows(d_in), self.m2, self.w_kv, needs[1])
+        return (_shaped(dx, g.shape), _shaped(dm, (b, self.v.shape[2], g.shape[-1])), dwq, dbq,
                 *_interleave(dw_kv, db_kv, 2), dwo, dbo)
+
+
+def _packed_rows(d_in: np.ndarray) -> np.ndarray:
+    """(B, T, parts, heads, d) -> (B * T, parts * heads * d): the packed projection's output gradient as rows."""
+    return d_in.reshape(math.prod(d_in.shape[:2]), math.prod(d_in.shape[2:]))
 
 
 def _shaped(dx: np.ndarray | None, shape: tuple) -> np.ndarray | None:
@@ -112,11 +121,12 @@ class FeedForward(Function):
     Inputs: x (..., H), w1 (F, H), b1 (F,), w2 (H, F), b2 (H,). Keyword: ``dropout_p``.
     """
 
+    saved_inputs, saves_output = (0, 1, 3), False
     fresh_grads = True
 
     def forward(self, x, w1, b1, w2, b2, dropout_p=0.0):
         self.shape, self.w1, self.w2 = x.shape, w1, w2
-        self.x2 = x.reshape(-1, x.shape[-1])
+        self.x2 = as_rows(x)
         hidden = matmul(self.x2, w1.T)
         hidden += b1
         # ReLU as a product with its 0/1 mask, which is also its gradient (faster than np.maximum(h, 0)).
@@ -131,7 +141,7 @@ class FeedForward(Function):
         return out.reshape(x.shape[:-1] + (w2.shape[0],))
 
     def backward(self, g):
-        g2 = g.reshape(-1, g.shape[-1])
+        g2 = as_rows(g)
         d_act, dw2, db2 = linear_grads(g2, self.act, self.w2, True)
         d_act *= self.mask
         dx, dw1, db1 = linear_grads(d_act, self.x2, self.w1, self.needs_input_grad[0])

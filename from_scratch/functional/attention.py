@@ -22,9 +22,15 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = No
                                  num_heads: int | None = None) -> Any:
     """softmax(q k^T / sqrt(d) + mask) v.
 
-    ``mask`` is additive (0 where allowed, -1e9 where hidden, as the tutorials build it)
-    or boolean (True where allowed, like PyTorch); it must broadcast to the scores
-    ``(..., T_q, T_k)``. With ``return_weights`` the attention weights come back too.
+    ``mask`` is additive (0 where allowed, -1e9 or -inf where hidden, as the tutorials build it)
+    or boolean (True where allowed, as in PyTorch's ``scaled_dot_product_attention``); it must
+    broadcast to the scores ``(..., T_q, T_k)``. With ``return_weights`` the attention weights
+    come back too.
+
+    Fully masked rows, on every attention path (this function, ``nn.MultiHeadAttention`` fused or
+    not, the cached decoder): a query whose keys are all hidden by False or -inf gets weights 0,
+    output 0 and gradients 0, never NaN (PyTorch's SDPA rule). -1e9 is a finite score: a row
+    hidden only by -1e9 is not zeroed (softmax ignores a common shift), as in PyTorch.
     With ``num_heads``, q (B, T_q, H), k and v (B, T_k, H) are split into that many heads of
     size d = H / num_heads (k and v may come already split, (B, heads, T_k, d)), the scores are
     (B, heads, T_q, T_k) and the heads' outputs are concatenated back to (B, T_q, H).

@@ -77,12 +77,15 @@ def _target_weights(target: np.ndarray, weight: np.ndarray | None, ignore_index:
 
 
 def _weighted_reduce(losses: Tensor, scale: np.ndarray, reduction: str) -> Tensor:
-    # PyTorch's weighted mean: sum_i w[t_i] loss_i / sum_i w[t_i] over the targets not ignored
-    # (0 here when nothing counts, where PyTorch gives nan).
+    # PyTorch's weighted mean: sum_i w[t_i] loss_i / sum_i w[t_i] over the targets not ignored. When
+    # nothing counts it is NaN with a zero gradient, as PyTorch's: + NaN, not * NaN, keeps the gradient 0.
     if reduction == "none":
         return losses
     total = losses.sum()
-    return total * (1 / (scale.sum() or 1)) if reduction == "mean" else total
+    if reduction != "mean":
+        return total
+    count = scale.sum()
+    return total * (1 / count) if count else total + np.nan
 
 
 def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int | None = -100,
@@ -96,6 +99,9 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     eps mixes the one-hot target with the uniform distribution: loss = (1 - eps) nll + eps / C
     sum_c w_c (-log p_c). Raises ValueError on mismatched shapes, IndexError on a target outside
     [0, C), TypeError on float targets (class probabilities are not supported).
+
+    With ``reduction="mean"`` and no target to average (every one ``ignore_index``, or none at all)
+    the loss is NaN and its gradient 0, as in PyTorch (a NaN loss in training means such a batch got in).
     """
     x, t = _classes_last("cross_entropy", input, target, class_axis)
     c = x.shape[-1]
