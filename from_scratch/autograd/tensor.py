@@ -1,11 +1,11 @@
 """Tensor: an ndarray that remembers how it was made, so gradients can flow back."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import function, ops
+from . import function, hooks, ops
 from .function import Function, _check_finite, _GradMode, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
@@ -127,13 +127,18 @@ class Tensor:
                 raise ValueError(f"backward: grad of shape {grad.shape} for a tensor of shape {self.shape}")
         if self._ctx is None:
             self._accumulate(grad)
+            hooks.run([self])
             return
         anomaly = _GradMode.anomaly
         grads = {self: grad}  # pending gradient of each non-leaf (Tensors hash by identity)
         owned = set()  # the tensors whose pending gradient is a sum made here, safe to add into in place
-        for node in reversed(_topological_order(self)):
+        order = _topological_order(self)
+        hooked = hooks.last_consumers(order) if hooks.registry else {}  # node -> leaves final after it
+        for node in reversed(order):
             g = grads.pop(node, None)
             if g is None:  # every consumer returned None for it
+                if node in hooked:
+                    hooks.run(hooked[node])
                 continue
             ctx = node._ctx
             in_grads = ctx.backward(g)
@@ -161,6 +166,13 @@ class Tensor:
                     owned.add(parent)
             if not retain_graph:
                 ctx.release()
+            if node in hooked:
+                hooks.run(hooked[node])
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]) -> hooks.RemovableHandle:
+        """Call ``hook(self)`` in every backward once this leaf's gradient is final (PyTorch's name), even
+        when no gradient reached it. Returns a handle with ``remove()``. See ``autograd/hooks.py``."""
+        return hooks.register(self, hook)
 
     def _accumulate(self, g: np.ndarray, fresh: bool = False) -> None:
         if self.grad is None:
