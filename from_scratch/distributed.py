@@ -18,6 +18,7 @@ Gradients live on the host (NumPy); a device backend would reduce through host b
 from __future__ import annotations
 
 import math
+import os
 import sys
 import traceback
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from .autograd import Tensor, is_grad_enabled
 from .nn.module import Module
 
 __all__ = ["init_process_group", "destroy_process_group", "is_initialized", "get_rank", "get_world_size",
-           "barrier", "all_reduce", "broadcast", "all_gather", "DistributedDataParallel", "DistributedSampler"]
+           "barrier", "abort", "launched_world_size", "all_reduce", "broadcast", "all_gather", "DistributedDataParallel", "DistributedSampler"]
 
 _group: dict[str, Any] = {}  # "MPI": the mpi4py module, "comm": the communicator, "excepthook": the one we replaced
 _OPS = ("sum", "mean", "max", "min")
@@ -97,6 +98,21 @@ def get_world_size() -> int:
 def barrier() -> None:
     """Wait until every process reaches this point."""
     _comm("barrier").Barrier()
+
+
+def abort(errorcode: int = 1) -> None:
+    """End every process of the job now with ``errorcode`` (``MPI_Abort``): what a process must do
+    instead of exiting when the others may be waiting for it in a collective."""
+    _comm("abort").Abort(errorcode)
+
+
+def launched_world_size() -> int:
+    """How many processes the MPI launcher started, read from its environment without loading MPI
+    (MPICH and Intel MPI set PMI_SIZE, Open MPI OMPI_COMM_WORLD_SIZE); 1 when not under a launcher."""
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 1
 
 
 # ------------------------------------------------------------------ collectives

@@ -142,3 +142,43 @@ def test_a_failing_process_ends_the_whole_job(how):
         assert "rank 1 of 2 failed, aborting the job" in result.stderr
         assert "injected failure at step 3" in result.stderr
 
+
+
+@needs_mpi
+def test_bbml_reverse_train_on_two_processes_then_resume_and_predict(tmp_path):
+    """2 processes on half-batches follow the 1-process run (the logged global loss, to float32 rounding;
+    the weights themselves are compared in float64 in ddp_checks.py), --resume continues with the same N,
+    rank 0 alone prints, and one process under mpiexec is the plain run bit for bit."""
+    import csv
+
+    from from_scratch.cli import main
+    from from_scratch.serialization import load
+
+    bbml = str(Path(sys.executable).parent / "bbml")
+    tiny = ["--hidden-size", "32", "--layers", "1", "--heads", "2", "--ff-size", "64", "--max-len", "4",
+            "--lr", "0.01", "--warmup", "4", "--batch-size", "32", "--eval-every", "6", "--checkpoint-every", "3"]
+    two, one, plain = (str(tmp_path / name) for name in ("two", "one", "plain"))
+
+    def losses(folder):
+        with open(os.path.join(folder, "metrics.csv")) as f:
+            return [float(row["loss"]) for row in csv.DictReader(f)]
+
+    assert main(["reverse", "train", "--steps", "6", "--out", plain, *tiny]) == 0
+    done = run_mpi(bbml, "reverse", "train", "--steps", "6", "--out", one, *tiny, n=1)
+    assert done.returncode == 0, done.stderr
+    for k, v in load(os.path.join(plain, "model.safetensors")).items():
+        assert np.array_equal(v, load(os.path.join(one, "model.safetensors"))[k]), f"1 process under mpiexec: {k}"
+
+    done = run_mpi(bbml, "reverse", "train", "--steps", "6", "--out", two, *tiny)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("training a Transformer") == 1 and "over 2 processes" in done.stdout
+    done = run_mpi(bbml, "reverse", "train", "--steps", "12", "--resume", "--out", two, *tiny)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("resuming") == 1
+    assert main(["reverse", "train", "--steps", "12", "--resume", "--out", plain, *tiny]) == 0
+    np.testing.assert_allclose(losses(two), losses(plain), rtol=1e-5)
+    assert len(losses(two)) == 3  # steps 6, 10, 12
+
+    done = subprocess.run([bbml, "reverse", "predict", "--ckpt", two, "3", "1", "4"], capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 1, done.stderr
