@@ -137,9 +137,9 @@ def main() -> None:
             share = [max(0.0, (med[m] - med["local"]) / med[m]) for m in ("one bucket", "1 MiB buckets")]
             reduce = (f"{1e3 * med['reduce']:.1f} ms for {rows[0]['mib']:.1f} MiB "
                       f"({1e3 * med['reduce'] / rows[0]['mib']:.2f} ms/MiB)" if n > 1 else "-")
+            shares = f"{share[0]:.0%} / {share[1]:.0%}" if n > 1 else "- (no reduction)"
             print(f"| {name} | {n} | {speed:,.0f} | {speed / (n * base):.0%} | {1e3 * med['local']:.0f} | "
-                  f"{1e3 * med['one bucket']:.0f} / {1e3 * med['1 MiB buckets']:.0f} | "
-                  f"{share[0]:.0%} / {share[1]:.0%} | {reduce} |")
+                  f"{1e3 * med['one bucket']:.0f} / {1e3 * med['1 MiB buckets']:.0f} | {shares} | {reduce} |")
         print(f"buckets ({name}): {rows[0]['buckets']}", file=sys.stderr)
     print(f"\nload average during the run: {min(loads):.1f} .. {max(loads):.1f} (1-minute)")
 

@@ -13,7 +13,9 @@ process would train on the whole batch. Launch with the MPI launcher::
 Names and semantics follow ``torch.distributed`` and ``torch.nn.parallel.DistributedDataParallel``.
 mpi4py is imported by ``init_process_group``, never by ``import from_scratch``.
 
-Gradients live on the host (NumPy); a device backend would reduce through host buffers.
+DDP reduces through host buffers: a gradient on a GPU is copied into its bucket's NumPy array
+(``backend.as_numpy``) and the average copied back to the gradient's device (``backend.to_device``); CUDA-aware
+MPI or NCCL is not used. The collectives below take host (NumPy) arrays and Tensors.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .autograd import Tensor, is_grad_enabled
+from .backend import as_numpy, device_of, to_device
 from .nn.module import Module
 
 __all__ = ["init_process_group", "destroy_process_group", "is_initialized", "get_rank", "get_world_size",
@@ -224,8 +227,9 @@ class DistributedDataParallel(Module):
         _check_same_model(comm, [(n, t.shape, t.dtype.str) for n, t in [*named, *module.named_buffers()]])
         for t in [*module.parameters(), *module.buffers()]:
             if t.data.size:
-                t.data = np.ascontiguousarray(t.data)
-                comm.Bcast(t.data, root=0)
+                host = np.ascontiguousarray(as_numpy(t.data))
+                comm.Bcast(host, root=0)
+                t.data = to_device(host, device_of(t.data))
         self._buckets = _make_buckets([p for _, p in reversed(named)], bucket_cap_mb * 2 ** 20)
         self._bucket_of = {id(p): b for b in self._buckets for p in b.params}
         self._names = {id(p): n for n, p in named}
@@ -275,7 +279,7 @@ class DistributedDataParallel(Module):
             if p.grad is None:
                 buf[lo:hi] = 0
             else:
-                buf[lo:hi] = p.grad.reshape(-1)
+                buf[lo:hi] = as_numpy(p.grad).reshape(-1)
         MPI = _group["MPI"]
         bucket.request = _group["comm"].Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
 
@@ -284,7 +288,7 @@ class DistributedDataParallel(Module):
         n = _group["comm"].Get_size()
         for b in self._buckets:
             for p, lo, hi in zip(b.params, b.offsets, b.offsets[1:]):
-                p.grad = (b.buffer[lo:hi] / n).reshape(p.shape)
+                p.grad = to_device((b.buffer[lo:hi] / n).reshape(p.shape), device_of(p.data))
             b.ready.clear()
             b.request = None
         self._next = 0
