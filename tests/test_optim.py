@@ -172,7 +172,9 @@ def test_clip_property(values, max_norm):
 # ------------------------------------------------------------------ state_dict round trip
 @pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
                                          ("Adam", dict(lr=0.02, weight_decay=0.1)),
-                                         ("AdamW", dict(lr=0.02, betas=(0.8, 0.99)))])
+                                         ("AdamW", dict(lr=0.02, betas=(0.8, 0.99))),
+                                         ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01)),
+                                         ("Adagrad", dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1))])
 def test_state_dict_round_trip_is_bit_identical(name, kwargs, tmp_path):
     def make(params):
         opt = getattr(optim, name)(params, **kwargs)

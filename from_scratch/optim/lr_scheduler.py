@@ -1,14 +1,17 @@
-"""Learning-rate schedules: each sets the optimizer's learning rates from the number of steps taken."""
+"""Learning-rate schedules: each sets the optimizer's learning rates from the number of steps taken
+(``ReduceLROnPlateau``: from the history of a measured metric)."""
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from bisect import bisect_right
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .optimizer import Optimizer, _check
 
-__all__ = ["LRScheduler", "LambdaLR", "WarmupCosineLR", "NoamLR"]
+__all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "WarmupCosineLR", "NoamLR",
+           "ReduceLROnPlateau"]
 
 
 class LRScheduler:
@@ -76,6 +79,52 @@ class LambdaLR(LRScheduler):
         return [base * fn(self.last_epoch) for base, fn in zip(self.base_lrs, self.lr_lambdas)]
 
 
+class StepLR(LRScheduler):
+    """Multiply the lr by ``gamma`` every ``step_size`` updates, as ``torch.optim.lr_scheduler.StepLR``.
+
+    lr = base_lr * gamma ** (last_epoch // step_size) (PyTorch's closed form; its step-by-step
+    product agrees up to rounding).
+    """
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
+        _check(isinstance(step_size, int) and step_size > 0, "StepLR", "step_size", step_size, "an integer > 0")
+        _check(gamma >= 0, "StepLR", "gamma", gamma, ">= 0")
+        self.step_size, self.gamma = step_size, float(gamma)
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the lr by ``gamma`` at each milestone, as ``torch.optim.lr_scheduler.MultiStepLR``.
+
+    lr = base_lr * gamma ** (number of milestones <= last_epoch); a milestone listed twice counts twice.
+    """
+
+    def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1):
+        for m in milestones:
+            _check(isinstance(m, int) and m >= 0, "MultiStepLR", "milestone", m, "an integer >= 0")
+        _check(gamma >= 0, "MultiStepLR", "gamma", gamma, ">= 0")
+        self.milestones, self.gamma = sorted(milestones), float(gamma)
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        return [base * self.gamma ** bisect_right(self.milestones, self.last_epoch) for base in self.base_lrs]
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the lr by ``gamma`` every update: lr = base_lr * gamma ** last_epoch, as PyTorch's ExponentialLR."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float):
+        _check(gamma >= 0, "ExponentialLR", "gamma", gamma, ">= 0")
+        self.gamma = float(gamma)
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
+
+
 class WarmupCosineLR(LRScheduler):
     """Rise linearly to the base lr over ``warmup_steps`` updates, then fall to ``min_lr`` along a half cosine.
 
@@ -120,3 +169,82 @@ class NoamLR(LRScheduler):
         n = self.last_epoch + 1
         lr = self.factor * self.d_model ** -0.5 * min(n ** -0.5, n * self.warmup_steps ** -1.5)
         return [lr] * len(self.base_lrs)
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Cut the lr by ``factor`` when a metric stops improving, as ``torch.optim.lr_scheduler.ReduceLROnPlateau``.
+
+    Call ``step(metric)`` once per evaluation. The metric improves on the best so far when it is lower
+    (``mode="min"``) or higher (``"max"``) by more than ``threshold``: relative to the best
+    (``threshold_mode="rel"``: below best * (1 - threshold) / above best * (1 + threshold)) or absolute
+    (``"abs"``: below best - threshold / above best + threshold). After more than ``patience``
+    evaluations in a row without improvement, each group's lr becomes max(lr * factor, min_lr)
+    (skipped when that changes it by ``eps`` or less), and the next ``cooldown`` evaluations count as
+    neither good nor bad. ``min_lr`` is one number or one per group. The lr starts as the optimizer's.
+    Raises ValueError for an unknown mode or threshold_mode, factor outside [0, 1), negative counts.
+    """
+
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
+                 min_lr: float | Sequence[float] = 0.0, eps: float = 1e-8):
+        name, n = "ReduceLROnPlateau", len(optimizer.param_groups)
+        _check(mode in ("min", "max"), name, "mode", mode, "'min' or 'max'")
+        _check(threshold_mode in ("rel", "abs"), name, "threshold_mode", threshold_mode, "'rel' or 'abs'")
+        _check(0 <= factor < 1, name, "factor", factor, "in [0, 1)")
+        for key, value in (("patience", patience), ("cooldown", cooldown)):
+            _check(isinstance(value, int) and value >= 0, name, key, value, "an integer >= 0")
+        _check(threshold >= 0, name, "threshold", threshold, ">= 0")
+        _check(eps >= 0, name, "eps", eps, ">= 0")
+        self.min_lrs = [float(v) for v in min_lr] if isinstance(min_lr, (list, tuple)) else [float(min_lr)] * n
+        if len(self.min_lrs) != n:
+            raise ValueError(f"{name}: got {len(self.min_lrs)} min_lrs for {n} parameter groups")
+        self.optimizer, self.mode, self.factor, self.patience = optimizer, mode, float(factor), patience
+        self.threshold, self.threshold_mode, self.cooldown, self.eps = float(threshold), threshold_mode, cooldown, eps
+        # No super().__init__: the lr is not a function of the step count, and starts as the optimizer's.
+        self.last_epoch, self.num_bad_epochs, self.cooldown_counter = 0, 0, 0
+        self.best = math.inf if mode == "min" else -math.inf
+        self._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+    def is_better(self, a: float, best: float) -> bool:
+        """Whether metric ``a`` improves on ``best`` by more than the threshold."""
+        if self.mode == "min":
+            return a < (best * (1 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
+        return a > (best * (1 + self.threshold) if self.threshold_mode == "rel" else best + self.threshold)
+
+    def step(self, metrics: Any) -> None:  # type: ignore[override]
+        """Record one evaluation of the metric (a number or a one-element Tensor); cut the lr if it has stalled."""
+        current = float(metrics.item() if hasattr(metrics, "item") else metrics)
+        self.last_epoch += 1
+        if self.is_better(current, self.best):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:  # evaluations right after a cut are not held against the new lr
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
+                new_lr = max(group["lr"] * self.factor, min_lr)
+                if group["lr"] - new_lr > self.eps:
+                    group["lr"] = new_lr
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Return the position (evaluations seen, best metric, counters) as a flat name -> ndarray dict.
+
+        The learning rates themselves are the optimizer's and are saved with its state_dict.
+        """
+        return {"last_epoch": np.array(self.last_epoch, dtype=np.int64), "best": np.array(self.best, dtype=np.float64),
+                "num_bad_epochs": np.array(self.num_bad_epochs, dtype=np.int64),
+                "cooldown_counter": np.array(self.cooldown_counter, dtype=np.int64)}
+
+    def load_state_dict(self, state_dict: Mapping[str, np.ndarray]) -> None:
+        """Restore the position saved by ``state_dict``."""
+        missing = {"last_epoch", "best", "num_bad_epochs", "cooldown_counter"} - state_dict.keys()
+        if missing:
+            raise ValueError(f"ReduceLROnPlateau.load_state_dict: missing {sorted(missing)}")
+        self.best = float(np.asarray(state_dict["best"]).item())
+        self.last_epoch, self.num_bad_epochs, self.cooldown_counter = (
+            int(np.asarray(state_dict[k]).item()) for k in ("last_epoch", "num_bad_epochs", "cooldown_counter"))
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]

@@ -1,7 +1,7 @@
 """Optimizer: parameter groups, per-parameter state, and a flat state_dict that safetensors can hold."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -82,6 +82,27 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient."""
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")
+
+    def _counted_grads(self, group: dict[str, Any], new_state: Callable[[Any], dict[str, Any]]) -> Iterator[tuple]:
+        """Yield ``(p, state, g)`` for each parameter of ``group`` that has a gradient.
+
+        ``state`` is ``self.state[p]`` (``{"step": 0, **new_state(p)}`` on first use) with its ``step``
+        counted, and g = grad + weight_decay * p: L2 decay folded into the gradient, as in PyTorch's
+        RMSprop and Adagrad.
+        """
+        weight_decay = group["weight_decay"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state.get(p)
+            if state is None:
+                state = self.state[p] = {"step": 0, **new_state(p)}
+            state["step"] += 1
+            g = p.grad
+            if weight_decay:
+                g = p.data * weight_decay
+                g += p.grad
+            yield p, state, g
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Return a copy of the hyperparameters and state as a flat name -> ndarray dict (safetensors-ready).
