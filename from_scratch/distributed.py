@@ -30,6 +30,7 @@ import numpy as np
 
 from .autograd import Tensor, is_grad_enabled
 from .backend import as_numpy, device_of, to_device
+from .data import Sampler
 from .nn.module import Module
 
 __all__ = ["init_process_group", "destroy_process_group", "is_initialized", "get_rank", "get_world_size",
@@ -357,8 +358,9 @@ def _reachable_leaves(out: Any) -> set[int]:
 
 
 # ------------------------------------------------------------------ sampling
-class DistributedSampler:
-    """The indices of ``dataset`` for one process: its shard of each epoch, as ``torch.utils.data``'s.
+class DistributedSampler(Sampler):
+    """The indices of ``dataset`` for one process: its shard of each epoch, as ``torch.utils.data``'s;
+    give it to ``DataLoader(dataset, sampler=...)``.
 
     Each epoch (``set_epoch``) the indices 0..len-1 are shuffled with ``seed + epoch`` (the same order on
     every process), padded by repeating the first ones to a multiple of ``num_replicas`` (or, with

@@ -91,6 +91,20 @@ def test_sampler_shuffles_by_epoch_and_covers_every_sample(n, replicas):
     assert len(flat) == len(set(flat)) == n // replicas * replicas
 
 
+def test_sampler_feeds_the_data_loader():
+    from from_scratch.data import DataLoader, TensorDataset
+
+    data = TensorDataset(fs.Tensor(np.arange(10.0)))
+    seen = []
+    for rank in range(2):
+        sampler = dist.DistributedSampler(data, num_replicas=2, rank=rank, seed=3)
+        sampler.set_epoch(2)
+        batches = [batch[0].data.tolist() for batch in DataLoader(data, batch_size=2, sampler=sampler)]
+        assert [len(b) for b in batches] == [2, 2, 1]
+        seen += [x for b in batches for x in b]
+    assert sorted(seen) == list(range(10))
+
+
 def test_sampler_rejects_a_rank_outside_the_job():
     with pytest.raises(ValueError, match=r"rank 2 is not in \[0, 2\)"):
         dist.DistributedSampler(range(4), num_replicas=2, rank=2)
