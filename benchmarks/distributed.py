@@ -8,6 +8,8 @@ process, alternating 1- and 2-process jobs round by round. Each job times, alter
 
 * ``local``: forward, backward and Adam on this process's share of the global batch, inside
   ``no_sync()``: the step without any communication;
+* ``local + barrier``: the same with a ``barrier()`` after backward: the processes wait for each other
+  once per step, as a reduction makes them, but move no data;
 * ``one bucket``: DDP with the default 25 MiB buckets, which hold the whole model here, so the single
   reduction starts when backward ends (no overlap);
 * ``1 MiB buckets``: DDP whose buckets start reducing while backward goes on (overlap);
@@ -35,7 +37,7 @@ import numpy as np  # noqa: E402
 SIZES = {"medium": dict(hidden=128, ff=512, batch=32, length=16, steps=6),
          "large": dict(hidden=256, ff=1024, batch=64, length=32, steps=2)}
 VOCAB, LAYERS, HEADS, SOS = 20, 2, 4, 1
-MODES = {"local": None, "one bucket": 25.0, "1 MiB buckets": 1.0}  # mode -> bucket_cap_mb
+MODES = {"local": None, "local + barrier": None, "one bucket": 25.0, "1 MiB buckets": 1.0}  # -> bucket_cap_mb
 
 
 def worker(size_name: str, rounds: int) -> None:
@@ -70,9 +72,11 @@ def worker(size_name: str, rounds: int) -> None:
         for _ in range(size["steps"]):
             optimizer.zero_grad()
             loss = cross_entropy(ddp(src, tgt, src_mask, tgt_mask).reshape(-1, VOCAB), target.reshape(-1))
-            if mode == "local":
+            if mode.startswith("local"):
                 with ddp.no_sync():
                     loss.backward()
+                if mode == "local + barrier":
+                    dist.barrier()
             else:
                 loss.backward()
             optimizer.step()
@@ -119,9 +123,10 @@ def main() -> None:
     loads = [os.getloadavg()[0]]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; one BLAS thread per process")
     print("\n| size | processes | tokens/s (1 MiB buckets) | scaling efficiency | local step ms | "
-          "step ms: one bucket / 1 MiB buckets | reduction share: one bucket / 1 MiB buckets | "
+          "local step + barrier ms | step ms: one bucket / 1 MiB buckets | "
+          "reduction share: one bucket / 1 MiB buckets | "
           "blocking all-reduce of all gradients |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.sizes:
         results: dict[int, list[dict]] = {1: [], 2: []}
         for _ in range(args.rounds):
@@ -139,6 +144,7 @@ def main() -> None:
                       f"({1e3 * med['reduce'] / rows[0]['mib']:.2f} ms/MiB)" if n > 1 else "-")
             shares = f"{share[0]:.0%} / {share[1]:.0%}" if n > 1 else "- (no reduction)"
             print(f"| {name} | {n} | {speed:,.0f} | {speed / (n * base):.0%} | {1e3 * med['local']:.0f} | "
+                  f"{1e3 * med['local + barrier']:.0f} | "
                   f"{1e3 * med['one bucket']:.0f} / {1e3 * med['1 MiB buckets']:.0f} | {shares} | {reduce} |")
         print(f"buckets ({name}): {rows[0]['buckets']}", file=sys.stderr)
     print(f"\nload average during the run: {min(loads):.1f} .. {max(loads):.1f} (1-minute)")

@@ -34,7 +34,8 @@ from .data import Sampler
 from .nn.module import Module
 
 __all__ = ["init_process_group", "destroy_process_group", "is_initialized", "get_rank", "get_world_size",
-           "barrier", "abort", "launched_world_size", "all_reduce", "broadcast", "all_gather", "DistributedDataParallel", "DistributedSampler"]
+           "barrier", "abort", "launched_world_size", "all_reduce", "broadcast", "all_gather",
+           "DistributedDataParallel", "DistributedSampler"]
 
 _group: dict[str, Any] = {}  # "MPI": the mpi4py module, "comm": the communicator, "excepthook": the one we replaced
 _OPS = ("sum", "mean", "max", "min")
