@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 import traceback
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
@@ -37,18 +38,21 @@ __all__ = ["init_process_group", "destroy_process_group", "is_initialized", "get
            "barrier", "abort", "launched_world_size", "all_reduce", "broadcast", "all_gather",
            "DistributedDataParallel", "DistributedSampler"]
 
-_group: dict[str, Any] = {}  # "MPI": the mpi4py module, "comm": the communicator, "excepthook": the one we replaced
+# "MPI": the mpi4py module, "comm": the communicator, "timeout": seconds or None, "excepthook": the one we replaced
+_group: dict[str, Any] = {}
 _OPS = ("sum", "mean", "max", "min")
 
 
 # ------------------------------------------------------------------ process group
-def init_process_group(backend: str = "mpi", abort_on_exception: bool = True) -> None:
+def init_process_group(backend: str = "mpi", timeout: float | None = 1800.0, abort_on_exception: bool = True) -> None:
     """Join the job started by ``mpiexec``: rank and world size come from MPI (``MPI.COMM_WORLD``).
 
-    With ``abort_on_exception`` an exception that ends one process prints ``rank r of n: <traceback>``
-    and aborts the whole job (``MPI_Abort``), so the other processes do not wait forever in a collective.
-    Raises ImportError naming the extra to install when mpi4py is missing. MPI has no timeout on
-    collectives: a process that hangs (rather than raises or dies) hangs the job.
+    With ``abort_on_exception`` an exception that ends one process prints ``rank r of n failed`` and
+    its traceback and aborts the whole job (``MPI_Abort``), so the others do not wait for it forever.
+    ``timeout`` (seconds, or a ``timedelta``; PyTorch's default of 30 minutes): a collective of this
+    module (and DDP's reduction) that has not completed by then, because another process hangs, aborts
+    the job with a message; ``None`` waits forever. MPI itself has no timeout: collectives are started
+    non-blocking and polled. Raises ImportError naming the extra to install when mpi4py is missing.
     """
     if backend != "mpi":
         raise ValueError(f"init_process_group: only the 'mpi' backend exists here, got {backend!r}")
@@ -59,18 +63,37 @@ def init_process_group(backend: str = "mpi", abort_on_exception: bool = True) ->
     except ImportError as e:
         raise ImportError("from_scratch.distributed needs mpi4py and an MPI library: "
                           "pip install 'bare-bones-ml[distributed]' (the mpich wheel brings mpiexec)") from e
-    _group.update(MPI=MPI, comm=MPI.COMM_WORLD)
+    timeout = timeout.total_seconds() if hasattr(timeout, "total_seconds") else timeout
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"init_process_group: timeout must be positive seconds or None, got {timeout}")
+    _group.update(MPI=MPI, comm=MPI.COMM_WORLD, timeout=timeout)
     if abort_on_exception and MPI.COMM_WORLD.Get_size() > 1:
         _group["excepthook"] = sys.excepthook
         sys.excepthook = _abort_job
 
 
 def _abort_job(kind: type, value: BaseException, tb: Any) -> None:
-    comm = _group["comm"]
     text = "".join(traceback.format_exception(kind, value, tb))
-    sys.stderr.write(f"rank {comm.Get_rank()} of {comm.Get_size()} failed, aborting the job:\n{text}")
-    sys.stderr.flush()
-    comm.Abort(1)
+    _abort_saying(f" failed, aborting the job:\n{text}")
+
+
+def _abort_saying(message: str) -> None:
+    comm = _group["comm"]
+    sys.stderr.write(f"rank {comm.Get_rank()} of {comm.Get_size()}{message}")
+    abort(1)
+
+
+def _wait(requests: list, what: str) -> None:
+    """Wait for non-blocking operations; past the group's timeout, say so and abort the job."""
+    MPI, timeout = _group["MPI"], _group["timeout"]
+    if timeout is None:
+        MPI.Request.Waitall(requests)
+        return
+    deadline = time.monotonic() + timeout
+    while not MPI.Request.Testall(requests):
+        if time.monotonic() > deadline:
+            _abort_saying(f": {what} did not complete within {timeout:g} s (another process hangs or died); "
+                          "aborting the job\n")
 
 
 def destroy_process_group() -> None:
@@ -102,13 +125,17 @@ def get_world_size() -> int:
 
 def barrier() -> None:
     """Wait until every process reaches this point."""
-    _comm("barrier").Barrier()
+    _wait([_comm("barrier").Ibarrier()], "barrier")
 
 
 def abort(errorcode: int = 1) -> None:
     """End every process of the job now with ``errorcode`` (``MPI_Abort``): what a process must do
     instead of exiting when the others may be waiting for it in a collective."""
-    _comm("abort").Abort(errorcode)
+    comm = _comm("abort")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    time.sleep(0.5)  # mpiexec drops the output still in its pipes when the abort tears the job down
+    comm.Abort(errorcode)
 
 
 def launched_world_size() -> int:
@@ -142,7 +169,8 @@ def all_reduce(tensor: Tensor | np.ndarray, op: str = "sum") -> Tensor | np.ndar
     if op == "mean" and arr.dtype.kind not in "fc":
         raise TypeError(f"all_reduce: op='mean' needs floating data, got dtype {arr.dtype}")
     MPI = _group["MPI"]
-    comm.Allreduce(MPI.IN_PLACE, arr, op={"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op])
+    mpi_op = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
+    _wait([comm.Iallreduce(MPI.IN_PLACE, arr, op=mpi_op)], "all_reduce")
     if op == "mean":
         arr /= comm.Get_size()
     return tensor
@@ -153,7 +181,7 @@ def broadcast(tensor: Tensor | np.ndarray, src: int = 0) -> Tensor | np.ndarray:
     comm, arr = _comm("broadcast"), _array("broadcast", tensor)
     if not 0 <= src < comm.Get_size():
         raise ValueError(f"broadcast: src {src} is not a rank of this {comm.Get_size()}-process job")
-    comm.Bcast(arr, root=src)
+    _wait([comm.Ibcast(arr, root=src)], "broadcast")
     return tensor
 
 
@@ -286,7 +314,7 @@ class DistributedDataParallel(Module):
         bucket.request = _group["comm"].Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
 
     def _finish(self) -> None:
-        _group["MPI"].Request.Waitall([b.request for b in self._buckets])
+        _wait([b.request for b in self._buckets], "DistributedDataParallel's gradient reduction")
         n = _group["comm"].Get_size()
         for b in self._buckets:
             for p, lo, hi in zip(b.params, b.offsets, b.offsets[1:]):

@@ -147,7 +147,7 @@ def test_ddp_equals_one_process_on_the_global_batch_and_collectives():
 
 
 @needs_mpi
-@pytest.mark.parametrize("how", ["raise", "die"])
+@pytest.mark.parametrize("how", ["raise", "die", "hang"])
 def test_a_failing_process_ends_the_whole_job(how):
     result = run_mpi(str(SCRIPTS / "fault.py"), how, timeout=60)  # a hang would time out here
     assert result.returncode != 0
@@ -155,6 +155,9 @@ def test_a_failing_process_ends_the_whole_job(how):
     if how == "raise":
         assert "rank 1 of 2 failed, aborting the job" in result.stderr
         assert "injected failure at step 3" in result.stderr
+    if how == "hang":
+        assert ("rank 0 of 2: DistributedDataParallel's gradient reduction did not complete within 2 s"
+                in result.stderr)
 
 
 
