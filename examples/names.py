@@ -1,6 +1,6 @@
-"""Character-level name generation on US census first names with an RNN, an LSTM or a decoder-only Transformer.
+"""Character-level name generation on US census first names with an RNN, an LSTM, a GRU or a decoder-only Transformer.
 
-    python examples/names.py --model lstm         # also: --model rnn, --model transformer
+    python examples/names.py --model lstm         # also: --model rnn, --model gru, --model transformer
 
 Each name becomes ".emma." : the model reads ". e m m a" and learns to predict "e m m a ." one
 character at a time (the dot starts and ends a name). Names of different lengths share a batch by
@@ -57,7 +57,7 @@ def encode(batch: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class RecurrentLM(nn.Module):
-    """Embedding -> RNN or LSTM over the whole padded batch -> logits for the next character.
+    """Embedding -> RNN, LSTM or GRU over the whole padded batch -> logits for the next character.
 
     Shape: ids (B, T) -> logits (B, T, VOCAB).
     """
@@ -65,7 +65,7 @@ class RecurrentLM(nn.Module):
     def __init__(self, cell: str, embed_size: int, hidden_size: int, dropout: float):
         super().__init__()
         self.embedding = nn.Embedding(VOCAB, embed_size, padding_idx=PAD)
-        layer = nn.LSTM if cell == "lstm" else nn.RNN
+        layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.rnn = layer(embed_size, hidden_size, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, VOCAB)
@@ -144,7 +144,7 @@ def sample(model: nn.Module, n: int, temperature: float) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = make_parser("names", __doc__.splitlines()[0])
-    parser.add_argument("--model", choices=["rnn", "lstm", "transformer"], default="lstm")
+    parser.add_argument("--model", choices=["rnn", "lstm", "gru", "transformer"], default="lstm")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)

@@ -74,7 +74,7 @@ def test_breast_cancer_mlp(tmp_path):
     assert (tmp_path / "breast_cancer.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("model", ["rnn", "lstm", "transformer"])
+@pytest.mark.parametrize("model", ["rnn", "lstm", "gru", "transformer"])
 def test_names(model, tmp_path):
     result = run("names", tmp_path, "--model", model)
     assert result["uniform"] == pytest.approx(math.log(27))

@@ -9,7 +9,7 @@ import from_scratch as fs
 import from_scratch.functional as F
 from from_scratch import nn
 from from_scratch.autograd.tensor import Tensor
-from from_scratch.nn.recurrent import _LSTMLayer, _RNNLayer
+from from_scratch.autograd.fused_recurrent import LSTMLayer, RNNLayer
 from from_scratch.testing import gradcheck
 
 rng = np.random.default_rng(0)
@@ -164,13 +164,13 @@ def test_layer_shape_errors_name_the_shapes():
 @pytest.mark.parametrize("relu", [False, True])
 def test_fused_rnn_layer_gradcheck(relu):
     xw, h0, w = (Tensor(_randn(*s), requires_grad=True, dtype=np.float64) for s in [(4, 2, 3), (2, 3), (3, 3)])
-    assert gradcheck(lambda a, b, c: _RNNLayer.apply(a, b, c, relu=relu), [xw, h0, w])
+    assert gradcheck(lambda a, b, c: RNNLayer.apply(a, b, c, relu=relu), [xw, h0, w])
 
 
 def test_fused_lstm_layer_gradcheck():
     shapes = [(4, 2, 12), (2, 3), (2, 3), (12, 3)]
     inputs = [Tensor(_randn(*s), requires_grad=True, dtype=np.float64) for s in shapes]
-    assert gradcheck(lambda *t: _LSTMLayer.apply(*t), inputs)
+    assert gradcheck(lambda *t: LSTMLayer.apply(*t), inputs)
 
 
 # ---------------------------------------------------------------- deep recurrence

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..autograd import fused_attention, fused_blocks
 from ..autograd.tensor import Tensor, get_default_dtype
+from .inputs import as_tensor
 from .linear import dropout
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention", "create_padding_mask", "create_causal_mask",
@@ -28,6 +29,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = No
     size d = H / num_heads (k and v may come already split, (B, heads, T_k, d)), the scores are
     (B, heads, T_q, T_k) and the heads' outputs are concatenated back to (B, T_q, H).
     """
+    q, k, v = (as_tensor(t, "attention", name) for t, name in ((q, "queries"), (k, "keys"), (v, "values")))
     qs, ks, vs = (_heads_shape(name, t, num_heads) for name, t in (("queries", q), ("keys", k), ("values", v)))
     if qs[-1] != ks[-1] or ks[-2] != vs[-2] or (num_heads and not qs[0] == ks[0] == vs[0]):
         raise ValueError(f"attention: queries {q.shape}, keys {k.shape} and values {v.shape} need the same "
@@ -55,6 +57,9 @@ def multi_head_attention(x: Tensor, memory: Tensor, params: Sequence[Tensor], nu
     ``mask`` is a constant additive or boolean mask as for ``scaled_dot_product_attention``. Returns
     the output (B, T_q, H) and the attention weights (B, num_heads, T_q, T_k) as an ndarray.
     """
+    same = memory is x
+    x = as_tensor(x, "multi_head_attention")
+    memory = x if same else as_tensor(memory, "multi_head_attention", "memory")
     h = params[0].shape[1]
     if x.ndim != 3 or memory.ndim != 3 or x.shape[0] != memory.shape[0] or x.shape[2] != h or memory.shape[2] != h:
         raise ValueError(f"multi_head_attention: queries of shape {x.shape} and keys/values of shape {memory.shape} "

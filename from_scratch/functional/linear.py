@@ -8,12 +8,14 @@ import numpy as np
 from ..autograd import fused, fused_blocks
 from ..autograd.tensor import Tensor
 from ..random import dropout_scale
+from .inputs import as_tensor
 
 __all__ = ["dropout", "linear", "embedding", "feed_forward"]
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (inverted dropout)."""
+    x = as_tensor(x, "dropout")
     if not 0 <= p <= 1:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0:
@@ -25,6 +27,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, with ``weight`` of shape (out_features, in_features)."""
+    x, weight = as_tensor(x, "linear"), as_tensor(weight, "linear", "weight")
+    bias = None if bias is None else as_tensor(bias, "linear", "bias")
     xs, ws = x.data.shape, weight.data.shape
     if not xs or len(ws) != 2 or xs[-1] != ws[-1]:
         raise ValueError(f"linear: input of shape {xs} has {xs[-1] if xs else 'no'} features, "
@@ -35,6 +39,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def feed_forward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, dropout_p: float = 0.0,
                  training: bool = True) -> Tensor:
     """linear(dropout(relu(linear(x, w1, b1))), w2, b2) as one node: the Transformer's feed-forward block."""
+    x = as_tensor(x, "feed_forward")
     if x.shape[-1:] != w1.shape[1:] or w2.shape[1:] != w1.shape[:1]:
         raise ValueError(f"feed_forward: input of shape {x.shape}, w1 of shape {w1.shape} and w2 of shape "
                          f"{w2.shape} do not chain (x (..., H), w1 (F, H), w2 (H_out, F))")

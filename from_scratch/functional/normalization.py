@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..autograd import fused
 from ..autograd.tensor import Tensor
+from .inputs import as_tensor
 
 __all__ = ["layer_norm", "add_layer_norm"]
 
@@ -10,6 +11,7 @@ __all__ = ["layer_norm", "add_layer_norm"]
 def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5,
                normalized_ndim: int | None = None) -> Tensor:
     """Normalise over the trailing axes that ``weight`` covers (the last axis if no weight)."""
+    x = as_tensor(x, "layer_norm")
     params, ndim = _layer_norm_params("layer_norm", weight, bias, normalized_ndim)
     return fused.LayerNorm.apply(x, *params, ndim=ndim, eps=eps)
 
@@ -17,6 +19,7 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
 def add_layer_norm(x: Tensor, y: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
                    eps: float = 1e-5, normalized_ndim: int | None = None) -> Tensor:
     """``layer_norm(x + y)`` as one op: the residual add and norm of a post-norm Transformer layer."""
+    x, y = as_tensor(x, "add_layer_norm"), as_tensor(y, "add_layer_norm", "y")
     if x.shape != y.shape:
         raise ValueError(f"add_layer_norm: x of shape {x.shape} and y of shape {y.shape} must have the same shape")
     params, ndim = _layer_norm_params("add_layer_norm", weight, bias, normalized_ndim)

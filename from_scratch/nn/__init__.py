@@ -1,10 +1,11 @@
 """Neural-network layers, named and shaped like ``torch.nn``."""
 from . import init
 from .activation import GELU, ReLU, Sigmoid, Softmax, Tanh
+from .container import ModuleList, Sequential
 from .dropout import Dropout
 from .embedding import Embedding
 from .linear import Linear
-from .module import Module, ModuleList, Parameter, Sequential
+from .module import Module, Parameter
 from .normalization import LayerNorm
 
 __all__ = ["init", "Module", "Parameter", "Sequential", "ModuleList", "Linear", "Embedding", "LayerNorm",
@@ -18,3 +19,13 @@ __all__ += ["ScaledDotProductAttention", "MultiHeadAttention", "PositionalEncodi
 from .recurrent import LSTM, RNN, LSTMBlock, LSTMCell, RecurrentBlock, RNNCell
 
 __all__ += ["RNNCell", "LSTMCell", "RNN", "LSTM", "RecurrentBlock", "LSTMBlock"]
+from .gru import GRU, GRUCell
+
+__all__ += ["GRUCell", "GRU"]
+from .container import ModuleDict
+from .linear import Identity
+
+__all__ += ["ModuleDict", "Identity"]
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
+
+__all__ += ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss"]

@@ -1,7 +1,8 @@
-"""Linear: the affine layer y = x W^T + b."""
+"""Linear: the affine layer y = x W^T + b; Identity, the layer that changes nothing."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -36,3 +37,17 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Identity(Module):
+    """Return the input unchanged; any constructor arguments are ignored (as in PyTorch), so it can
+    stand in for a layer that takes some.
+
+    Shape: any -> the same.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__()
+
+    def forward(self, x: Any) -> Any:
+        return x

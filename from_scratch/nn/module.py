@@ -1,8 +1,8 @@
-"""Module, Parameter and the containers Sequential and ModuleList."""
+"""Module and Parameter: registration by assignment, traversal, modes, state dicts, printing."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterable, Iterator, Mapping, NamedTuple
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
@@ -41,17 +41,21 @@ class Module:
             kind = "parameter" if name in self._parameters else "sub-module"
             raise TypeError(f"{type(self).__name__}: cannot assign a {type(value).__name__} to {kind} {name!r} "
                             f"(a {'Parameter' if kind == 'parameter' else 'Module'} or None expected)")
-        for store in (self._parameters, self._buffers, self._modules):
-            store.pop(name, None)
         if isinstance(value, Module):
-            self._modules[name] = value
+            target = self._modules
         elif trainable:
-            self._parameters[name] = value
+            target = self._parameters
         elif name in self.__dict__.get("_buffer_names", ()):
-            self._buffers[name] = value
+            target = self._buffers
         else:
+            target = None
+        for store in (self._parameters, self._buffers, self._modules):
+            if store is not target:
+                store.pop(name, None)
+        if target is None:
             object.__setattr__(self, name, value)
             return
+        target[name] = value  # a name assigned again keeps its place in the order, as in PyTorch
         # Also an ordinary attribute, so reading it skips __getattr__ (a module call reads dozens).
         self.__dict__[name] = value
 
@@ -74,6 +78,22 @@ class Module:
         self.__dict__.setdefault("_buffer_names", set()).add(name)
         self._buffers[name] = self.__dict__[name] = tensor
 
+    def add_module(self, name: str, module: "Module | None") -> None:
+        """Register ``module`` as the child ``name`` (what ``setattr`` does, with PyTorch's checks on the name)."""
+        if not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}.add_module: the name must be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"{type(self).__name__}.add_module: the name {name!r} must be non-empty and have no '.'")
+        if hasattr(self, name) and name not in self._modules:
+            raise KeyError(f"{type(self).__name__}.add_module: attribute {name!r} already exists")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}.add_module: {name!r} must be a Module or None, "
+                            f"got {type(module).__name__}")
+        if module is None:
+            self._modules[name] = self.__dict__[name] = None
+        else:
+            setattr(self, name, module)
+
     def register_parameter(self, name: str, param: Tensor | None) -> None:
         if param is None:
             self._parameters[name] = self.__dict__[name] = None
@@ -89,7 +109,9 @@ class Module:
 
     # ------------------------------------------------------------ traversal
     def named_modules(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
-        """Yield (dotted name, module) for this module and all below it, depth first."""
+        """Yield (dotted name, module) for this module and all below it, depth first, parents before
+        children, names under ``prefix``; a module reached twice is yielded once unless
+        ``remove_duplicate=False`` (PyTorch's order and rule)."""
         seen: set[int] = set()
         stack = [(prefix, self)]
         while stack:
@@ -106,22 +128,30 @@ class Module:
         return (m for _, m in self.named_modules())
 
     def children(self) -> Iterator["Module"]:
-        return (m for m in self._modules.values() if m is not None)
+        return (m for _, m in self.named_children())
 
     def named_children(self) -> Iterator[tuple[str, "Module"]]:
-        return ((n, m) for n, m in self._modules.items() if m is not None)
-
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """Yield (dotted name, parameter), each shared parameter once."""
+        """Yield (name, module) for each direct child, a module held under two names once."""
         seen: set[int] = set()
-        for mod_name, mod in self.named_modules(prefix):
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """Yield (dotted name, parameter), each shared parameter once unless ``remove_duplicate=False``;
+        only this module's own with ``recurse=False``."""
+        seen: set[int] = set()
+        mods = self.named_modules(prefix, remove_duplicate) if recurse else [(prefix, self)]
+        for mod_name, mod in mods:
             for name, p in mod._parameters.items():
-                if p is not None and id(p) not in seen:
+                if p is not None and not (remove_duplicate and id(p) in seen):
                     seen.add(id(p))
                     yield (f"{mod_name}.{name}" if mod_name else name), p
 
-    def parameters(self) -> list[Tensor]:
-        return [p for _, p in self.named_parameters()]
+    def parameters(self, recurse: bool = True) -> list[Tensor]:
+        return [p for _, p in self.named_parameters(recurse=recurse)]
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
         for mod_name, mod in self.named_modules(prefix):
@@ -148,9 +178,18 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
-    def apply(self, fn: Any) -> "Module":
-        for m in self.modules():
-            fn(m)
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Switch gradient recording for every parameter (False freezes them); returns self."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def apply(self, fn: Callable[["Module"], Any]) -> "Module":
+        """Call ``fn`` on every sub-module, children first and then self, as PyTorch does
+        (e.g. ``model.apply(init_weights)``); returns self."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
         return self
 
     # ------------------------------------------------------------ state
@@ -206,58 +245,3 @@ class IncompatibleKeys(NamedTuple):
 
     missing_keys: list[str]
     unexpected_keys: list[str]
-
-
-class Sequential(Module):
-    """Apply modules one after another."""
-
-    def __init__(self, *modules: Module):
-        super().__init__()
-        named = modules[0].items() if len(modules) == 1 and isinstance(modules[0], Mapping) else \
-            ((str(i), m) for i, m in enumerate(modules))
-        for name, m in named:
-            setattr(self, name, m)
-
-    def forward(self, x: Any) -> Any:
-        for m in self._modules.values():
-            x = m(x)
-        return x
-
-    def __getitem__(self, i: int | slice) -> Module:
-        if isinstance(i, slice):
-            return Sequential(OrderedDict(list(self._modules.items())[i]))
-        return list(self._modules.values())[i]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-
-class ModuleList(Module):
-    """A list of modules whose parameters are registered."""
-
-    def __init__(self, modules: Iterable[Module] = ()):
-        super().__init__()
-        self.extend(modules)
-
-    def append(self, module: Module) -> "ModuleList":
-        setattr(self, str(len(self._modules)), module)
-        return self
-
-    def extend(self, modules: Iterable[Module]) -> "ModuleList":
-        for m in modules:
-            self.append(m)
-        return self
-
-    def __getitem__(self, i: int | slice) -> Module:
-        if isinstance(i, slice):
-            return ModuleList(list(self._modules.values())[i])
-        return list(self._modules.values())[i]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())

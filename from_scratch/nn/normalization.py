@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd.tensor import Tensor, get_default_dtype
+from ..functional.inputs import as_tensor
 from .module import Module, Parameter
 
 
@@ -24,6 +25,7 @@ class LayerNorm(Module):
         self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) if elementwise_affine and bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        x = as_tensor(x, "LayerNorm")
         if x.shape[x.ndim - len(self.normalized_shape):] != self.normalized_shape:
             raise ValueError(f"LayerNorm: input of shape {x.shape} does not end in {self.normalized_shape}")
         return F.layer_norm(x, self.weight, self.bias, self.eps, normalized_ndim=len(self.normalized_shape))

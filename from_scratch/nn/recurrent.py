@@ -2,7 +2,9 @@
 
 Parameter names, shapes, gate order (i, f, g, o) and init follow ``torch.nn``, so a PyTorch
 state dict loads as is. The cells are composed from Tensor ops and are the readable
-definition of each step; ``RNN`` and ``LSTM`` run a whole layer as one fused op (see below).
+definition of each step; ``RNN`` and ``LSTM`` run a whole layer as one fused op
+(``autograd/fused_recurrent.py`` says why). ``RNNCellBase`` and ``RNNBase`` (PyTorch's names)
+hold what every cell and every layer shares; the GRU builds on them in ``gru.py``.
 """
 from __future__ import annotations
 
@@ -11,12 +13,13 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..autograd.function import Function
+from ..autograd import fused_recurrent
 from ..autograd.tensor import Tensor, get_default_dtype, stack
+from ..functional.inputs import as_tensor
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["RNNCell", "LSTMCell", "RNN", "LSTM", "RecurrentBlock", "LSTMBlock"]
+__all__ = ["RNNCellBase", "RNNBase", "RNNCell", "LSTMCell", "RNN", "LSTM", "RecurrentBlock", "LSTMBlock"]
 
 _NONLINEARITIES = ("tanh", "relu")
 
@@ -41,7 +44,9 @@ def _check_state(layer: str, name: str, state: Tensor, shape: tuple, x: Tensor) 
 
 # ---------------------------------------------------------------- cells: one time step
 
-class _CellBase(Module):
+class RNNCellBase(Module):
+    """What the cells share: weight_ih, weight_hh (gates * hidden_size rows), optional biases, init."""
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool, gates: int):
         super().__init__()
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
@@ -55,12 +60,14 @@ class _CellBase(Module):
         _reset_uniform(self, self.hidden_size)
 
     def _state(self, x: Tensor, state: Tensor | None, name: str) -> Tensor:
+        """The state for input x (zeros when None), checked against x's batch shape."""
         if x.shape[-1:] != (self.input_size,) or x.ndim > 2:
             raise ValueError(f"{type(self).__name__}: input of shape {x.shape} is not (batch, {self.input_size}) "
                              f"or ({self.input_size},)")
         shape = x.shape[:-1] + (self.hidden_size,)
         if state is None:
             return Tensor._make(np.zeros(shape, x.dtype), False)
+        state = as_tensor(state, type(self).__name__, name)
         _check_state(type(self).__name__, name, state, shape, x)
         return state
 
@@ -68,7 +75,7 @@ class _CellBase(Module):
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
 
-class RNNCell(_CellBase):
+class RNNCell(RNNCellBase):
     """One Elman RNN step: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh), act = tanh or relu.
 
     Shape: x (B, input_size) or (input_size,), h the same with hidden_size -> h'.
@@ -81,6 +88,7 @@ class RNNCell(_CellBase):
         self.nonlinearity = nonlinearity
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+        x = as_tensor(x, "RNNCell")
         h = self._state(x, h, "h")
         pre = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
         return pre.tanh() if self.nonlinearity == "tanh" else pre.relu()
@@ -89,7 +97,7 @@ class RNNCell(_CellBase):
         return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity}")
 
 
-class LSTMCell(_CellBase):
+class LSTMCell(RNNCellBase):
     """One LSTM step: (x, (h, c)) -> (h', c'); the state defaults to zeros.
 
     Shape: x (B, input_size) or (input_size,); h, c (B, hidden_size) or (hidden_size,).
@@ -100,6 +108,7 @@ class LSTMCell(_CellBase):
 
     def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         h, c = hx if hx is not None else (None, None)
+        x = as_tensor(x, "LSTMCell")
         h, c = self._state(x, h, "h"), self._state(x, c, "c")
         # The four gates come from one product, in PyTorch's row order (i, f, g, o):
         #   i = sigmoid(x W_ii^T + b_ii + h W_hi^T + b_hi)   input gate: how much new content to write
@@ -140,97 +149,12 @@ class LSTMBlock(LSTMCell):
         return super().forward(x, None if h_prev is None and c_prev is None else (h_prev, c_prev))
 
 
-# ---------------------------------------------------------------- fused whole-layer recurrences
-#
-# Why fused: composed from Tensor ops, a T-step layer back-propagates in O(T^2), because each
-# step's slice xw[t] of the precomputed input projection sends back a gradient as large as the
-# whole (T, B, gates) array, and the ~20 graph nodes per step cost Python time. Profiled at
-# T=100, B=32, H=128 (float32, 2 cores) the composed LSTM layer took 44 ms forward + 181 ms
-# backward; these Functions take 35 + 37 ms, and the gap grows with T. They take the input
-# projection xw = x W_ih^T + b_ih + b_hh for all steps (one matmul, done outside) and run only the
-# recurrent part in NumPy. The tests gradcheck them and compare them with the composed cells.
-
-def _sigmoid(a: np.ndarray) -> np.ndarray:
-    # sigmoid(x) = (1 + tanh(x / 2)) / 2: one ufunc pass that cannot overflow.
-    return 0.5 * np.tanh(0.5 * a) + 0.5
-
-
-class _RNNLayer(Function):
-    """h_t = act(xw_t + h_{t-1} W_hh^T) for t = 1..T; returns all h_t as (T, B, H)."""
-
-    def forward(self, xw, h0, w_hh, relu=False):
-        hs = np.empty(xw.shape, xw.dtype)
-        h, w_hh_t = h0, w_hh.T
-        for t in range(len(xw)):
-            pre = xw[t] + h @ w_hh_t
-            h = hs[t] = np.maximum(pre, 0) if relu else np.tanh(pre)
-        self.hs, self.h0, self.w_hh, self.relu = hs, h0, w_hh, relu
-        return hs
-
-    def backward(self, grad):
-        hs, w_hh = self.hs, self.w_hh
-        # d pre_t = (dL/dh_t + d pre_{t+1} W_hh) * act'(pre_t), with tanh' = 1 - h^2, relu' = [h > 0]
-        dpre = np.empty_like(hs)
-        dh_next = np.zeros_like(self.h0)
-        for t in range(len(hs) - 1, -1, -1):
-            dh = grad[t] + dh_next
-            dpre[t] = dh * (hs[t] > 0) if self.relu else dh * (1 - hs[t] * hs[t])
-            dh_next = dpre[t] @ w_hh
-        dw_hh = None
-        if self.needs_input_grad[2]:  # dL/dW_hh = sum_t dpre_t^T h_{t-1}
-            h_prev = np.concatenate([self.h0[None], hs[:-1]])
-            dw_hh = dpre.reshape(-1, hs.shape[-1]).T @ h_prev.reshape(-1, hs.shape[-1])
-        return dpre, dh_next, dw_hh
-
-
-class _LSTMLayer(Function):
-    """The LSTM recurrence over T steps; returns [h_t | c_t] for every t as (T, B, 2H)."""
-
-    def forward(self, xw, h0, c0, w_hh):
-        n = h0.shape[-1]
-        hc = np.empty(xw.shape[:-1] + (2 * n,), xw.dtype)
-        acts = np.empty_like(xw)  # i, f, g, o after their nonlinearities, kept for backward
-        h, c, w_hh_t = h0, c0, w_hh.T
-        for t in range(len(xw)):
-            gates = xw[t] + h @ w_hh_t
-            a = acts[t]
-            a[:, :2 * n] = _sigmoid(gates[:, :2 * n])          # i, f
-            a[:, 2 * n:3 * n] = np.tanh(gates[:, 2 * n:3 * n])  # g
-            a[:, 3 * n:] = _sigmoid(gates[:, 3 * n:])           # o
-            c = hc[t, :, n:] = a[:, n:2 * n] * c + a[:, :n] * a[:, 2 * n:3 * n]  # c_t = f c_{t-1} + i g
-            h = hc[t, :, :n] = a[:, 3 * n:] * np.tanh(c)                         # h_t = o tanh(c_t)
-        self.acts, self.hc, self.h0, self.c0, self.w_hh = acts, hc, h0, c0, w_hh
-        return hc
-
-    def backward(self, grad):
-        acts, hc, w_hh = self.acts, self.hc, self.w_hh
-        n = self.h0.shape[-1]
-        dgates = np.empty_like(acts)
-        dh_next, dc_next = np.zeros_like(self.h0), np.zeros_like(self.c0)
-        for t in range(len(hc) - 1, -1, -1):
-            i, f, g, o = acts[t, :, :n], acts[t, :, n:2 * n], acts[t, :, 2 * n:3 * n], acts[t, :, 3 * n:]
-            c_prev = hc[t - 1, :, n:] if t else self.c0
-            tanh_c = np.tanh(hc[t, :, n:])
-            dh = grad[t, :, :n] + dh_next
-            # c_t reaches the loss directly, through h_t = o tanh(c_t), and through c_{t+1} = f c_t + ...
-            dc = grad[t, :, n:] + dc_next + dh * o * (1 - tanh_c * tanh_c)
-            d = dgates[t]  # gradients before the nonlinearities: sigmoid' = s (1 - s), tanh' = 1 - g^2
-            d[:, :n] = dc * g * i * (1 - i)
-            d[:, n:2 * n] = dc * c_prev * f * (1 - f)
-            d[:, 2 * n:3 * n] = dc * i * (1 - g * g)
-            d[:, 3 * n:] = dh * tanh_c * o * (1 - o)
-            dc_next = dc * f
-            dh_next = d @ w_hh
-        dw_hh = None
-        if self.needs_input_grad[3]:  # dL/dW_hh = sum_t dgates_t^T h_{t-1}
-            h_prev = np.concatenate([self.h0[None], hc[:-1, :, :n]])
-            dw_hh = dgates.reshape(-1, 4 * n).T @ h_prev.reshape(-1, n)
-        return dgates, dh_next, dc_next, dw_hh
-
-
 # ---------------------------------------------------------------- whole sequences
 
-class _RNNBase(Module):
+class RNNBase(Module):
+    """What the whole-sequence layers share: per-layer parameters ``weight_ih_l{k}`` etc., input and
+    state shapes, dropout between layers. Subclasses set ``_gates`` and write ``forward``."""
+
     _gates = 1
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool, batch_first: bool,
@@ -269,6 +193,7 @@ class _RNNBase(Module):
         shape = (self.num_layers, seq.shape[1], self.hidden_size)
         if state is None:
             return [Tensor._make(np.zeros(shape[1:], seq.dtype), False)] * self.num_layers
+        state = as_tensor(state, type(self).__name__, name)
         _check_state(type(self).__name__, name, state, shape if x.ndim == 3 else shape[::2], x)
         state = state if x.ndim == 3 else state.unsqueeze(1)
         return [state[k] for k in range(self.num_layers)]
@@ -295,7 +220,7 @@ class _RNNBase(Module):
         return s + (f", dropout={self.dropout}" if self.dropout else "")
 
 
-class RNN(_RNNBase):
+class RNN(RNNBase):
     """A multi-layer Elman RNN over whole sequences: returns (output, h_n) like ``torch.nn.RNN``.
 
     Shape: x (T, B, input_size) ((B, T, input_size) if batch_first, or (T, input_size) unbatched),
@@ -310,11 +235,12 @@ class RNN(_RNNBase):
         self.nonlinearity = nonlinearity
 
     def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x = as_tensor(x, "RNN")
         seq = self._input(x)
         h0s, h_n = self._initial(h0, x, seq, "h0"), []
         for k in range(self.num_layers):
-            hs = _RNNLayer.apply(self._projection(seq, k), h0s[k], getattr(self, f"weight_hh_l{k}"),
-                                 relu=self.nonlinearity == "relu")
+            hs = fused_recurrent.RNNLayer.apply(self._projection(seq, k), h0s[k], getattr(self, f"weight_hh_l{k}"),
+                                                relu=self.nonlinearity == "relu")
             h_n.append(hs[-1])
             seq = self._between_layers(hs, k)
         h_n = stack(h_n)
@@ -324,7 +250,7 @@ class RNN(_RNNBase):
         return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity}")
 
 
-class LSTM(_RNNBase):
+class LSTM(RNNBase):
     """A multi-layer LSTM over whole sequences: returns (output, (h_n, c_n)) like ``torch.nn.LSTM``.
 
     Shape: x (T, B, input_size) ((B, T, input_size) if batch_first, or (T, input_size) unbatched),
@@ -338,12 +264,14 @@ class LSTM(_RNNBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout)
 
     def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        x = as_tensor(x, "LSTM")
         seq = self._input(x)
         h0, c0 = hx if hx is not None else (None, None)
         h0s, c0s = self._initial(h0, x, seq, "h0"), self._initial(c0, x, seq, "c0")
         n, h_n, c_n = self.hidden_size, [], []
         for k in range(self.num_layers):
-            hc = _LSTMLayer.apply(self._projection(seq, k), h0s[k], c0s[k], getattr(self, f"weight_hh_l{k}"))
+            hc = fused_recurrent.LSTMLayer.apply(self._projection(seq, k), h0s[k], c0s[k],
+                                                 getattr(self, f"weight_hh_l{k}"))
             hs = hc[:, :, :n]
             h_n.append(hs[-1])
             c_n.append(hc[-1, :, n:])

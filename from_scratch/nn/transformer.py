@@ -11,10 +11,11 @@ import numpy as np
 
 from ..autograd.tensor import Tensor, no_grad
 from . import init
+from .container import ModuleList
 from .dropout import Dropout
 from .embedding import Embedding
 from .linear import Linear
-from .module import Module, ModuleList
+from .module import Module
 from .normalization import LayerNorm
 from .transformer_layers import DecoderLayer, EncoderLayer, PositionalEncoding
 

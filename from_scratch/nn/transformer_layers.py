@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd.tensor import Tensor, get_default_dtype
+from ..functional.inputs import as_tensor
 from .attention import MultiHeadAttention
 from .dropout import Dropout
 from .linear import Linear
@@ -38,6 +39,7 @@ class PositionalEncoding(Module):
         self.register_buffer("pe", Tensor(pe.astype(get_default_dtype())))
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
+        x = as_tensor(x, "PositionalEncoding")
         end = start + x.shape[-2]
         if end > self.max_len:
             raise ValueError(f"PositionalEncoding: a sequence of length {end} is longer than "
