@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ..random import dropout_scale
+from ..threads import matmul
 from .function import Function
 from .fused import linear_grads
 from .fused_attention import attention_weights, softmax_backward
@@ -22,7 +23,7 @@ from .fused_attention import attention_weights, softmax_backward
 
 def _project(x2: np.ndarray, w: np.ndarray, b: np.ndarray, parts: int, batch: int, heads: int) -> np.ndarray:
     """x2 (B * T, H) @ w.T + b with w the ``parts`` stacked (H, H) matrices -> (parts, B, heads, T, d) views."""
-    out = x2 @ w.T
+    out = matmul(x2, w.T)
     out += b
     return out.reshape(batch, -1, parts, heads, w.shape[1] // heads).transpose(2, 0, 3, 1, 4)
 
@@ -60,7 +61,7 @@ class MultiHeadAttention(Function):
         context = np.empty((b, t, heads, h // heads), x.dtype)
         np.matmul(self.dropped, self.v, out=context.transpose(0, 2, 1, 3))
         self.context = context.reshape(-1, h)
-        out = self.context @ self.wo.T
+        out = matmul(self.context, self.wo.T)
         out += bo
         return out.reshape(b, t, h)
 
@@ -116,7 +117,7 @@ class FeedForward(Function):
     def forward(self, x, w1, b1, w2, b2, dropout_p=0.0):
         self.shape, self.w1, self.w2 = x.shape, w1, w2
         self.x2 = x.reshape(-1, x.shape[-1])
-        hidden = self.x2 @ w1.T
+        hidden = matmul(self.x2, w1.T)
         hidden += b1
         # ReLU as a product with its 0/1 mask, which is also its gradient (faster than np.maximum(h, 0)).
         self.mask = (hidden > 0).astype(hidden.dtype)
@@ -125,7 +126,7 @@ class FeedForward(Function):
             self.mask *= keep  # dropout after the ReLU: one multiplier for both
         self.act = hidden
         self.act *= self.mask
-        out = self.act @ w2.T
+        out = matmul(self.act, w2.T)
         out += b2
         return out.reshape(x.shape[:-1] + (w2.shape[0],))
 
