@@ -1,14 +1,14 @@
 """Tensor: an ndarray that remembers how it was made, so gradients can flow back."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import math
 
 import numpy as np
 
 from .. import backend
-from . import function, graph, inplace, ops
+from . import function, graph, hooks, inplace, ops
 from .dtypes import constant_dtype, get_default_dtype, operand_dtypes, set_default_dtype
 from .function import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .tensor_api import TensorAPIMixin, dim_alias, indices_by_dim
@@ -135,8 +135,14 @@ class Tensor(TensorAPIMixin):
                 raise ValueError(f"backward: grad of shape {grad.shape} for a tensor of shape {self.shape}")
         if self._ctx is None:
             self._accumulate(grad)
+            hooks.run([self])
             return
         graph.run_backward(self, grad, retain_graph)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]) -> hooks.RemovableHandle:
+        """Call ``hook(self)`` in every backward once this leaf's gradient is final (PyTorch's name), even
+        when no gradient reached it. Returns a handle with ``remove()``. See ``autograd/hooks.py``."""
+        return hooks.register(self, hook)
 
     def _accumulate(self, g: np.ndarray, fresh: bool = False) -> None:
         if self.grad is None:
