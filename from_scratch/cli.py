@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import distributed as dist
 from .tasks.reverse import (ReverseConfig, evaluate, format_table, heldout_sequences, load_model, parse_tokens,
                             predict, train)
 from .tasks.reverse.checkpoint import ConfigError, has_train_state, holds_run, read_config
@@ -126,6 +127,9 @@ def _train(args: argparse.Namespace) -> int:
     out = args.out
     if os.path.isfile(out):
         raise CLIError(f"--out {out!r} is a file; --out takes a run folder (e.g. runs/reverse)")
+    if dist.launched_world_size() > 1:  # under `mpiexec -n N`, N > 1: data-parallel, rank 0 alone prints
+        dist.init_process_group()
+    main_process = not dist.is_initialized() or dist.get_rank() == 0
     given = {name: getattr(args, flag) for flag, name in _TRAIN_FLAGS.items() if hasattr(args, flag)}
     try:
         if args.resume:
@@ -140,18 +144,24 @@ def _train(args: argparse.Namespace) -> int:
                                    f"may change")
             config = replace(saved, steps=given.get("steps", saved.steps))
         else:
-            if holds_run(out) and not args.force:
-                raise CLIError(f"{out!r} already holds a run: pass --resume to continue it, --force to start "
-                               f"afresh, or choose another --out")
+            if holds_run(out) and not args.force and not dist.is_initialized():  # say so before training starts
+                raise _holds_a_run(out)
             config = ReverseConfig(**given)
     except ConfigError as e:
         raise CLIError(e.explain(lambda field: _FLAG_OF.get(field, field))) from None
-    print(f"training a Transformer on reversal of lengths {config.min_len}..{config.max_len} for "
-          f"{config.steps} steps (batch {config.batch_size}); run folder: {out}", flush=True)
-    result = train(config, out=out, resume=args.resume, force=args.force, progress=True,
-                   log=lambda m: print(m, flush=True))
+    if main_process:
+        processes = f" over {dist.get_world_size()} processes" if dist.is_initialized() else ""
+        print(f"training a Transformer on reversal of lengths {config.min_len}..{config.max_len} for "
+              f"{config.steps} steps (batch {config.batch_size}{processes}); run folder: {out}", flush=True)
+    try:  # train() applies the one overwrite rule (and, over MPI, decides it once for every process)
+        result = train(config, out=out, resume=args.resume, force=args.force, progress=True,
+                       log=lambda m: print(m, flush=True))
+    except FileExistsError:
+        raise _holds_a_run(out) from None
     if result.interrupted:
         return 128 + (result.signal or 2)
+    if not main_process:
+        return 0
     n_eval = 2000
     seqs = heldout_sequences(config.seed, n_eval, config.min_len, config.max_len, config.layout, stream=1)
     report = evaluate(result.model, seqs, config.layout, trained_max_len=config.max_len)
@@ -164,6 +174,11 @@ def _train(args: argparse.Namespace) -> int:
         print(f"  {' '.join(map(str, s))}  ->  {_content(o, config.layout.eos)}   {ok}")
     print(f"wrote {out}/: model.safetensors config.json train_state.safetensors metrics.csv loss.png")
     return 0
+
+
+def _holds_a_run(out: str) -> CLIError:
+    return CLIError(f"{out!r} already holds a run: pass --resume to continue it, --force to start afresh, "
+                    f"or choose another --out")
 
 
 def _content(output: np.ndarray, eos: int) -> str:
@@ -262,11 +277,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
             return 0
         message = " ".join(str(e).split()) or type(e).__name__
-        print(f"bbml: error: {message}", file=sys.stderr)
-        return 1
+        print(f"bbml: error: {message}", file=sys.stderr, flush=True)
+        return _exit_status(1)
     except KeyboardInterrupt:
-        print("bbml: interrupted", file=sys.stderr)
-        return 130
+        print("bbml: interrupted", file=sys.stderr, flush=True)
+        return _exit_status(130)
+
+
+def _exit_status(code: int) -> int:
+    """In a job of several processes, failing alone would leave the others waiting for this one: abort them all."""
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.abort(code)
+    return code
 
 
 if __name__ == "__main__":

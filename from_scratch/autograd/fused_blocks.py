@@ -59,7 +59,7 @@ class MultiHeadAttention(Function):
             self.k, self.v = _project(self.m2, self.w_kv, np.concatenate((bk, bv)), 2, b, arrays[0].shape[1], heads)
         self.scale = x.dtype.type(1 / math.sqrt(h // heads))
         self.weights, self.hidden = attention_weights(self.q, self.k, mask, self.scale)
-        self.keep = dropout_scale(self.weights.shape, dropout_p, x.dtype)
+        self.keep = dropout_scale(self.weights.shape, dropout_p, x.dtype, x)
         self.dropped = self.weights if self.keep is None else self.weights * self.keep
         # weights @ values, written straight into the heads-side-by-side layout (B, T_q, heads, d)
         context = np.empty((b, t, heads, h // heads), x.dtype)
@@ -131,7 +131,7 @@ class FeedForward(Function):
         hidden += b1
         # ReLU as a product with its 0/1 mask, which is also its gradient (faster than np.maximum(h, 0)).
         self.mask = (hidden > 0).astype(hidden.dtype)
-        keep = dropout_scale(hidden.shape, dropout_p, x.dtype)
+        keep = dropout_scale(hidden.shape, dropout_p, x.dtype, x)
         if keep is not None:
             self.mask *= keep  # dropout after the ReLU: one multiplier for both
         self.act = hidden

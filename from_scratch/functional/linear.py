@@ -22,7 +22,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if p == 1:
         return x * 0
-    return x * dropout_scale(x.shape, p, x.dtype)
+    return x * dropout_scale(x.shape, p, x.dtype, x.data)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
