@@ -46,7 +46,7 @@ def evaluate(model: Any, seqs: Sequence[np.ndarray], layout: TokenLayout, beam_s
         rows.append({"length": int(length), "n": int(sel.sum()), "exact_match": float(exact[sel].mean()),
                      "token_accuracy": float(token_acc[sel].mean()),
                      "beyond_training": bool(trained_max_len is not None and length > trained_max_len)})
-    beyond = lengths > trained_max_len if trained_max_len is not None else np.zeros(len(seqs), dtype=bool)
+    beyond = lengths > (trained_max_len if trained_max_len is not None else lengths.max())
     groups = [{"lengths": [int(lengths[sel].min()), int(lengths[sel].max())], "beyond_training": bool(flag),
                "n": int(sel.sum()), "exact_match": float(exact[sel].mean()),
                "token_accuracy": float(token_acc[sel].mean())}

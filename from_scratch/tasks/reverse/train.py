@@ -139,7 +139,7 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
     elif out is not None and not force:
         exists = holds_run(out) and rank == 0  # rank 0 decides for all: it alone writes the folder
         if world > 1:
-            exists = bool(dist.all_reduce(np.array([exists], dtype=np.int64), "max")[0])
+            exists = bool(dist.all_reduce(np.array([exists], dtype=np.int64), "max")[0])  # host: a flag
         if exists:
             raise FileExistsError(f"train: {out!r} already holds a run: pass resume=True to continue it, "
                                   f"force=True to start afresh, or choose another out")
