@@ -134,7 +134,9 @@ def beam_search(model: Any, src: np.ndarray, layout: TokenLayout, beam_size: int
             m = len(active)
             cand = (backend.to_device(scores, dev)[:, :, None] + logp.reshape(m, k, vocab)).reshape(m, k * vocab)
             # 2k candidates always hold k that do not end in EOS: each beam adds at most one EOS.
-            top = np.argsort(-cand, axis=1, kind="stable")[:, :2 * k]
+            # Ties keep the lower index: NumPy's sort is stable when asked, CuPy's always is (and takes no kind=).
+            order = np.argsort(-cand, axis=1, kind="stable") if dev.type == "cpu" else np.argsort(-cand, axis=1)
+            top = order[:, :2 * k]
             top_score = backend.as_numpy(np.take_along_axis(cand, top, axis=1))  # the step's copies to the host:
             top = backend.as_numpy(top)                                           # 2k candidates per source
             beam, tok = top // vocab, top % vocab
