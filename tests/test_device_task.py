@@ -168,6 +168,16 @@ def test_unknown_device_is_one_line(capsys):
     assert err.count("\n") == 1 and "--device: unknown device 'tpu'" in err
 
 
+def test_synchronize_waits_only_on_a_gpu():
+    backend.synchronize("cpu")
+    backend.synchronize("strict")  # nothing queued anywhere but on a GPU
+    if backend.is_available():
+        backend.synchronize("cuda")
+    else:
+        with pytest.raises(RuntimeError, match="device cuda: .*cupy-cuda12x"):
+            backend.synchronize("cuda")
+
+
 def test_the_cuda_extra_names_the_wheel_the_error_message_names():
     import tomllib
     pyproject = tomllib.loads((pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text())
