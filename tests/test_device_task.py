@@ -30,7 +30,10 @@ TINY_CLI = ["--hidden-size", "16", "--layers", "1", "--heads", "2", "--ff-size",
 
 
 def _host(model) -> dict[str, np.ndarray]:
-    return {k: backend.as_numpy(v) for k, v in model.state_dict().items()}
+    """The model's weights on the host, but for the attention key biases: softmax ignores a constant added to
+    every score of a query, so their gradient is zero but for rounding, and Adam's normalised steps turn two
+    devices' different rounding into different values that change nothing the model computes."""
+    return {k: backend.as_numpy(v) for k, v in model.state_dict().items() if not k.endswith("k_linear.bias")}
 
 
 def _quiet(message: str) -> None:
@@ -130,8 +133,9 @@ def test_checkpoints_saved_on_a_device_load_on_the_cpu_and_resume_onto_a_device(
     assert first.interrupted and first.step == 5
     model, _ = load_model(folder)  # saved from the device, loaded on the CPU
     assert_on_device("cpu", model)
-    for name, value in _host(first.model).items():
-        np.testing.assert_array_equal(model.state_dict()[name], value, err_msg=name)
+    saved = model.state_dict()
+    for name, value in first.model.state_dict().items():  # exactly what was on the device
+        np.testing.assert_array_equal(saved[name], backend.as_numpy(value), err_msg=name)
     resumed = train(config, out=folder, resume=True, device=device, log=_quiet)
     whole = train(config, log=_quiet)
     assert_on_device(device, resumed.model)

@@ -162,12 +162,20 @@ def test_reverse_transformer(tmp_path):
     assert (tmp_path / "attention.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("name", ["mlp_regression", "attention_demo", "cnn_digits", "reverse_transformer"])
+@pytest.mark.parametrize("name", ["mlp_regression", "attention_demo", "cnn_digits"])
 def test_examples_on_the_strict_device_give_the_cpu_numbers(name, tmp_path):
     # Models are built on the CPU and moved, data is made on the host: without dropout the run on a device
     # is the CPU's run, so run() finds the numbers stored beside the README (measured on the CPU).
-    result = run(name, tmp_path, "--device", "strict")
-    assert result  # and nothing raised: every array met arrays of its own device
+    assert run(name, tmp_path, "--device", "strict")
+
+
+def test_reverse_transformer_on_the_strict_device(tmp_path):
+    # Not the CPU's numbers to the last digit: the attention key biases get gradients that are zero but for
+    # rounding, which differs between the devices' code paths, and Adam turns that into real steps.
+    result = load("reverse_transformer").main(["--quick", "--out", str(tmp_path), "--device", "strict"])
+    assert result["plain_equals_cached"]
+    assert result["token_accuracy"] > 5 * result["chance_token_accuracy"] and result["exact_match"] > 0.3
+    assert (tmp_path / "attention.png").stat().st_size > 0
 
 
 @pytest.mark.skipif(backend.is_available(), reason="CUDA is usable here")
