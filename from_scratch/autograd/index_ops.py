@@ -24,7 +24,7 @@ def check_index(name: str, index: Any, n: int, axis: int, like: Any) -> np.ndarr
     if index.dtype.kind not in "iu":
         raise TypeError(f"{name}: index must hold integers, got dtype {index.dtype}")
     if index.size and (index.min() < 0 or index.max() >= n):
-        bad = index.min() if index.min() < 0 else index.max()
+        bad = (index.min() if index.min() < 0 else index.max()).item()
         raise IndexError(f"{name}: index {bad} is out of bounds for dim {axis} of size {n}")
     return index
 
