@@ -130,6 +130,9 @@ OTHERS = {
     "index_add": (lambda a, s, i: a.index_add(0, i, s, alpha=2.0), X, _randn(5, 4), _ids(3, 5)),
     "index_select": (lambda a, i: a.index_select(1, i), X, _ids(4, 6)),
     "cast_clone": (lambda a: (a.clone(), a.float().double(), a.to(np.float32)), X),
+    "tensor_api_misc": (lambda a: (a.pow(2), a.matmul(a.T), a.long(), a.int(), a.bool(), a.half().float(),
+                                   a.to(a.device, np.float32), a.to(dtype=np.float64, copy=True), a.detach() * 1),
+                        X),
     "cumsum_prod": (lambda a: (a.cumsum(1), a.prod(1), a.prod()), X),
     "prod_with_zeros": (lambda a: a.prod(0), np.array([[0.0, 2.0], [3.0, 0.0], [0.0, 4.0]])),
     "norm": (lambda a: (a.norm(), a.norm(1, dim=1), a.norm(3.0, dim=0, keepdim=True), a.norm(float("inf")),
@@ -391,3 +394,19 @@ def test_strict_device_refuses_what_cupy_lacks():
         with pytest.raises(CupyLacksError):
             bad()
     np.add.reduce(a, axis=0), np.multiply.accumulate(a), np.argsort(a), a.max(), np.count_nonzero(a, axis=0)
+
+
+def test_engine_features_on_device(device):
+    """Hooks, retain_graph, anomaly detection and Python numbers from a device tensor."""
+    x = Tensor(X, requires_grad=True, device=device, dtype=np.float64)
+    seen = []
+    x.register_post_accumulate_grad_hook(lambda t: seen.append(backend.device_of(t.grad)))
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    assert seen == [backend.device(device)] * 2
+    np.testing.assert_allclose(backend.as_numpy(x.grad), 4 * X)
+    with fs.detect_anomaly(), np.errstate(divide="ignore"), pytest.raises(FloatingPointError, match="Log.forward produced NaN or inf"):
+        (x * 0).log()
+    assert isinstance(y.item(), float) and float(y) == y.item() and int(Tensor(np.array([3]), device=device)) == 3
+    assert x.size() == (3, 4) and x.numel() == 12 and x.dim() == 2 and len(x) == 3
