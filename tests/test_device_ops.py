@@ -180,8 +180,11 @@ FUSED = {
     "attention_heads": (lambda q, k, v: fused_attention.AttendValues.apply(
         fused_attention.AttentionWeights.apply(q, k, heads=2, scale=0.7), v, heads=2),
         _randn(2, 5, 4), _randn(2, 3, 4), _randn(2, 3, 4)),
-    "attention_fully_masked_row": (lambda q, k, m: fused_attention.AttentionWeights.apply(q, k, mask=m.data > 5),
-                                   _randn(1, 3, 4), _randn(1, 3, 4), np.where(np.eye(3) > 0, 9.0, 0.0)),
+    "attention_fully_masked_row": (lambda q, k, m: (
+        fused_attention.AttentionWeights.apply(q, k, mask=m.data > 5),
+        fused_attention.AttentionWeights.apply(q, k, mask=np.where(m.data > 5, 0.0, -np.inf)),
+        fused_attention.AttentionWeights.apply(q * 1e3, k, mask=np.where(m.data > 5, 0.0, -1e9))),
+        _randn(1, 3, 4), _randn(1, 3, 4), np.array([[0.0, 0, 0], [9, 9, 0], [0, 0, 9]])),
     "mha_self": (lambda x, *p: fused_blocks.MultiHeadAttention.apply(x, *p, heads=2, mask=MASK_DEV[0]),
                  _randn(2, 5, 4), *[_randn(4, 4) if i % 2 == 0 else _randn(4) for i in range(8)]),
     "mha_cross": (lambda x, m, *p: fused_blocks.MultiHeadAttention.apply(x, m, *p, heads=2),

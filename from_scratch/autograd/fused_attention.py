@@ -55,6 +55,8 @@ def softmax_last_axis(scores: np.ndarray) -> np.ndarray:
     """
     if scores.size == 0:
         return scores
+    if type(scores) is not np.ndarray:
+        return _softmax_own_max(scores)
     e = np.subtract(scores, _max_ignoring_nan(scores))
     np.exp(e, out=e)
     sums = _row_sums(e)
@@ -70,6 +72,16 @@ def softmax_last_axis(scores: np.ndarray) -> np.ndarray:
         sums[low] = row_sums
     e /= sums[..., None]
     return e
+
+
+def _softmax_own_max(scores: np.ndarray) -> np.ndarray:
+    """The device path of ``softmax_last_axis``: each row shifted by its own max, the textbook way. On a GPU
+    the row max is one more kernel, while the CPU path's test of the sums would read a value back from the
+    device (a wait for its queue) at every call. Same rules: a fully masked row gets weights 0, NaN stays."""
+    top = scores.max(axis=-1, keepdims=True)
+    e = np.exp(scores - np.where(top == -np.inf, 0, top))  # all -inf: exp(-inf) = 0, not exp(-inf - -inf) = NaN
+    sums = _row_sums(e)[..., None]
+    return e / np.where(sums == 0, 1, sums)
 
 
 def attention_weights(q: np.ndarray, k: np.ndarray, mask: np.ndarray | None,

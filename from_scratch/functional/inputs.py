@@ -2,7 +2,14 @@
 
 Devices: constants that go with an input (integer targets and ids, masks, class weights, indices) must be
 on the input's device, as in PyTorch: an array or Tensor of another device is a RuntimeError naming both
-devices (``constant``), never a silent copy; a list or number is made on the input's device."""
+devices (``constant``), never a silent copy; a list or number is made on the input's device.
+
+Reads back from a device: checking integer inputs reads one flag (or their min and max) back to the host,
+a wait for the device's queue, in ``cross_entropy``/``nll_loss`` (targets; also the count of ignored ones),
+``embedding`` (ids), ``one_hot``, ``gather``/``scatter_add``/``index_add``/``index_select`` (indices);
+so do ``binary_cross_entropy``'s range check, ``max_pool2d``'s NaN test, ``gelu``'s erfc (which branch of
+the approximation each element takes) and a weighted ``cross_entropy`` mean (its total weight). Everything
+else stays on the device: attention's softmax takes each row's own max there instead of the CPU's test."""
 from __future__ import annotations
 
 from typing import Any
