@@ -268,7 +268,7 @@ class Module:
 def _state_array(value: Any) -> Any:
     """A state-dict entry (array, Tensor, list) as an array, where it lives (host data on the host)."""
     value = value.data if isinstance(value, Tensor) else value
-    return value if backend.is_array(value) else np.asarray(value)
+    return value if backend.is_array(value) else np.asarray(value)  # host: a list or number
 
 
 class IncompatibleKeys(NamedTuple):
