@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import from_scratch as fs
-from from_scratch import Tensor, backend, nn
+from from_scratch import Tensor, backend, nn, optim
 from from_scratch import functional as F
 from conftest import assert_on_device
 
@@ -166,7 +166,7 @@ def test_to_keeps_parameter_identity_and_an_earlier_optimizer_keeps_working(devi
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2))
     ref = copy.deepcopy(model)
     params = model.parameters()
-    opt, ref_opt = fs.optim.Adam(model.parameters(), lr=0.1), fs.optim.Adam(ref.parameters(), lr=0.1)
+    opt, ref_opt = optim.Adam(model.parameters(), lr=0.1), optim.Adam(ref.parameters(), lr=0.1)
     x = _floats(6, 3)
     for m, o, dev in ((ref, ref_opt, "cpu"), (model, opt, "cpu")):  # one step on the CPU, then move
         m(Tensor(x)).sum().backward()
