@@ -259,3 +259,20 @@ def test_to_cuda_without_cupy_is_a_clear_error_and_nothing_moves():
     for name, t in model._named_state().items():
         assert type(t.data) is np.ndarray, f"{name} moved"
         np.testing.assert_array_equal(t.data, before[name])
+
+
+def test_a_copy_failing_half_way_through_to_moves_nothing(monkeypatch):
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    before = {name: t.data for name, t in model._named_state().items()}
+    calls, copy_to = [], backend.to_device
+
+    def out_of_memory_on_the_third(array, dev):
+        calls.append(dev)
+        if len(calls) == 3:
+            raise MemoryError("device out of memory")
+        return copy_to(array, dev)
+
+    monkeypatch.setattr(backend, "to_device", out_of_memory_on_the_third)
+    with pytest.raises(MemoryError):
+        model.to("strict")
+    assert all(t.data is before[name] for name, t in model._named_state().items())
