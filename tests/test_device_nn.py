@@ -161,12 +161,15 @@ def test_layer_on_device_matches_the_cpu(name, device, float64):
 
 # ---------------------------------------------------------------- Module.to, init, state dicts
 
-def test_to_keeps_parameter_identity_and_an_earlier_optimizer_keeps_working(device, float64):
+@pytest.mark.parametrize("make_opt", [lambda ps: optim.Adam(ps, lr=0.1), lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+                                      lambda ps: optim.RMSprop(ps, centered=True)], ids=["Adam", "SGD", "RMSprop"])
+def test_to_keeps_parameter_identity_and_an_earlier_optimizer_keeps_working(make_opt, device, float64):
+    """Built and stepped on the CPU, then moved: the optimizer's state follows its parameters."""
     fs.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2))
     ref = copy.deepcopy(model)
     params = model.parameters()
-    opt, ref_opt = optim.Adam(model.parameters(), lr=0.1), optim.Adam(ref.parameters(), lr=0.1)
+    opt, ref_opt = make_opt(model.parameters()), make_opt(ref.parameters())
     x = _floats(6, 3)
     for m, o, dev in ((ref, ref_opt, "cpu"), (model, opt, "cpu")):  # one step on the CPU, then move
         m(Tensor(x)).sum().backward()
@@ -177,7 +180,7 @@ def test_to_keeps_parameter_identity_and_an_earlier_optimizer_keeps_working(devi
         o.zero_grad()
         m(Tensor(x, device=dev)).sum().backward()
         o.step()
-    assert_on_device(device, model)
+    assert_on_device(device, model, opt)
     for (n, p), q in zip(model.named_parameters(), ref.parameters()):
         np.testing.assert_allclose(p.numpy(), q.numpy(), **TOL, err_msg=n)
     assert model.cpu() is model and all(type(p.data) is np.ndarray for p in model.parameters())

@@ -23,6 +23,7 @@ def _bumps_versions(step: Callable) -> Callable:
     @functools.wraps(step)
     def counted_step(self: "Optimizer", *args: Any, **kwargs: Any) -> Any:
         updated = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        self._follow_parameters()
         out = step(self, *args, **kwargs)
         increment_version(updated, f"{type(self).__name__}.step")
         return out
@@ -80,6 +81,19 @@ class Optimizer:
                     bool(value) if isinstance(value, (bool, np.bool_)) else float(value)
         self._check_group(group)
         self.param_groups.append(group)
+
+    def _follow_parameters(self) -> None:
+        """Move each parameter's state onto its device if ``Module.to`` moved the parameter after state was
+        made: the state follows the parameter, as ``load_state_dict`` puts it there. (A list of the
+        parameters' array types, compared with the last step's, is all a step costs when nothing moved.)"""
+        kinds = [type(p.data) for group in self.param_groups for p in group["params"]]
+        if kinds == getattr(self, "_kinds", None):
+            return
+        self._kinds = kinds
+        for p, state in self.state.items():
+            for key, value in state.items():
+                if backend.is_array(value) and type(value) is not type(p.data):
+                    state[key] = backend.to_device(value, p.device)
 
     def _check_group(self, group: dict[str, Any]) -> None:
         """Raise ValueError if a hyperparameter is out of range (learning rate here; subclasses add more)."""
