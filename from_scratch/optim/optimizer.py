@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
@@ -10,6 +11,8 @@ from .. import backend
 from ..autograd.inplace import increment_version
 
 __all__ = ["Optimizer"]
+
+_DATA = operator.attrgetter("data")
 
 
 def _check(ok: bool, owner: str, what: str, value: Any, rule: str) -> None:
@@ -86,7 +89,7 @@ class Optimizer:
         """Move each parameter's state onto its device if ``Module.to`` moved the parameter after state was
         made: the state follows the parameter, as ``load_state_dict`` puts it there. (A list of the
         parameters' array types, compared with the last step's, is all a step costs when nothing moved.)"""
-        kinds = [type(p.data) for group in self.param_groups for p in group["params"]]
+        kinds = [list(map(type, map(_DATA, group["params"]))) for group in self.param_groups]
         if kinds == getattr(self, "_kinds", None):
             return
         self._kinds = kinds
