@@ -48,9 +48,9 @@ def _steps(model, opt, device, steps, start=0):
         opt.step()
 
 
-def _assert_same(model, ref, what):
+def _assert_same(model, ref, what, **tol):
     for (name, p), q in zip(model.named_parameters(), ref.parameters()):
-        np.testing.assert_allclose(p.numpy(), q.numpy(), **TOL, err_msg=f"{what}: {name}")
+        np.testing.assert_allclose(p.numpy(), q.numpy(), **{**TOL, **tol}, err_msg=f"{what}: {name}")
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
@@ -166,7 +166,10 @@ def test_transformer_training_steps_on_device_equal_the_cpu(device):
     loss, optimizer = _train_steps(model, device)
     assert_on_device(device, model, optimizer, loss)
     assert loss.item() == pytest.approx(ref_loss.item(), rel=1e-10)
-    _assert_same(model, ref, "Transformer")
+    # The attention's key biases get no true gradient (softmax ignores a constant added to a row of scores):
+    # what they get is rounding noise of ~1e-11, which the device path (each row shifted by its own max,
+    # the CPU's by the overall max) rounds differently. Hence an absolute tolerance far below the weights' 0.1.
+    _assert_same(model, ref, "Transformer", atol=1e-9)
 
 
 def _greedy_on(model, src, layout, device):
