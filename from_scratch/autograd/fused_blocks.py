@@ -62,7 +62,7 @@ class MultiHeadAttention(Function):
         self.keep = dropout_scale(self.weights.shape, dropout_p, x.dtype, x)
         self.dropped = self.weights if self.keep is None else self.weights * self.keep
         # weights @ values, written straight into the heads-side-by-side layout (B, T_q, heads, d)
-        context = np.empty((b, t, heads, h // heads), x.dtype)
+        context = np.empty_like(x, shape=(b, t, heads, h // heads))
         np.matmul(self.dropped, self.v, out=context.transpose(0, 2, 1, 3))
         self.context = context.reshape(b * t, h)
         out = matmul(self.context, self.wo.T)
@@ -84,7 +84,7 @@ class MultiHeadAttention(Function):
         # The q, k, v gradients are written straight into the layout of the packed projection's output,
         # (B, T, parts, heads, d), so each projection's backward is again one product per gradient.
         parts = 3 if self.self_attention else 2
-        d_in = np.empty((b, self.v.shape[2], parts, heads, self.v.shape[3]), g.dtype)
+        d_in = np.empty_like(g, shape=(b, self.v.shape[2], parts, heads, self.v.shape[3]))
         dk, dv = d_in.transpose(2, 0, 3, 1, 4)[-2:]
         np.matmul(ds.swapaxes(-1, -2), self.q, out=dk)
         np.matmul(self.dropped.swapaxes(-1, -2), d_context, out=dv)
@@ -92,7 +92,7 @@ class MultiHeadAttention(Function):
             np.matmul(ds, self.k, out=d_in.transpose(2, 0, 3, 1, 4)[0])
             dx, dw_in, db_in = linear_grads(_packed_rows(d_in), self.x2, self.w_in, needs[0])
             return (_shaped(dx, g.shape), *_interleave(dw_in, db_in, 3), dwo, dbo)
-        dq = np.empty((b, g.shape[1], heads, self.q.shape[3]), g.dtype)
+        dq = np.empty_like(g, shape=(b, g.shape[1], heads, self.q.shape[3]))
         np.matmul(ds, self.k, out=dq.transpose(0, 2, 1, 3))
         dx, dwq, dbq = linear_grads(dq.reshape(g2.shape), self.x2, self.wq, needs[0])
         dm, dw_kv, db_kv = linear_grads(_packed_rows(d_in), self.m2, self.w_kv, needs[1])
