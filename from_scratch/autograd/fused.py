@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .function import Function
-from .ops import mean_vector, ones_vector
+from .ops import mean_vector, ones_vector, sigmoid
 
 
 class Softmax(Function):
@@ -194,10 +194,8 @@ class BCEWithLogits(Function):
 
     def backward(self, g):
         # dL/dx = sigmoid(x) - t ; dL/dt = -x
-        e = np.exp(-np.abs(self.x))
-        sig = np.where(self.x >= 0, 1 / (1 + e), e / (1 + e))
         scale = g / self.x.size if self.reduction == "mean" else g
-        return ((sig - self.t) * scale,
+        return ((sigmoid(self.x) - self.t) * scale,
                 -self.x * scale if self.needs_input_grad[1] else None)
 
 
@@ -213,16 +211,21 @@ class Linear(Function):
     def forward(self, x, weight, bias=None):
         self.shape, self.weight = x.shape, weight
         self.x = x.reshape(-1, x.shape[-1])  # a view when x is contiguous
-        out = self.x @ weight.T
-        if bias is not None:
-            out += bias
-        return out.reshape(x.shape[:-1] + weight.shape[:1])
+        return linear_forward(self.x, weight, bias).reshape(x.shape[:-1] + weight.shape[:1])
 
     def backward(self, g):
         needs = self.needs_input_grad
         dx, dw, db = linear_grads(g.reshape(-1, g.shape[-1]), self.x, self.weight, *needs[:2],
                                   len(needs) > 2 and needs[2])
         return (None if dx is None else dx.reshape(self.shape)), dw, db
+
+
+def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """y = x @ w.T + b for x of shape (rows, in): one product, the bias added in place."""
+    out = x @ w.T
+    if b is not None:
+        out += b
+    return out
 
 
 def linear_grads(g: np.ndarray, x: np.ndarray, w: np.ndarray, need_x: bool = True, need_w: bool = True,

@@ -14,10 +14,11 @@ import numpy as np
 from ..autograd import fused
 from ..autograd.ops import _check_axis
 from ..autograd.tensor import Tensor
-from .activation import log_softmax
+from .activation import log_softmax, log_softmax_simple
+from .fastpath import fused_enabled
 from .inputs import as_tensor
 
-__all__ = ["cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
+__all__ = ["cross_entropy", "cross_entropy_simple", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits"]
 
 
@@ -96,6 +97,10 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     eps mixes the one-hot target with the uniform distribution: loss = (1 - eps) nll + eps / C
     sum_c w_c (-log p_c). Raises ValueError on mismatched shapes, IndexError on a target outside
     [0, C), TypeError on float targets (class probabilities are not supported).
+    ``cross_entropy_simple`` is the definition.
+
+    Fast path (``fused.CrossEntropy``, without class weights): one node that keeps exp(x - max) and its
+    row sums for the backward, softmax - onehot, instead of log_softmax's and nll_loss's eight.
     """
     x, t = _classes_last("cross_entropy", input, target, class_axis)
     c = x.shape[-1]
@@ -105,18 +110,32 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     w = _class_weight("cross_entropy", weight, c, x.dtype)
     if ignore_index is not None and not (t == ignore_index).any():
         ignore_index = None  # nothing to ignore: the same loss, without masking
-    if w is None:  # the fast path: one fused node (fused.CrossEntropy); the composed version is below
+    if w is None and fused_enabled():
         return fused.CrossEntropy.apply(x, target=t, ignore_index=ignore_index, label_smoothing=label_smoothing,
                                         reduction=reduction)
-    # The plain composed version, PyTorch's own composition: log_softmax, then nll_loss, plus smoothing.
-    log_probs = log_softmax(x, axis=-1)
-    loss = nll_loss(log_probs, t, w, ignore_index, reduction)
+    return _smoothed_nll(log_softmax(x, -1), t, w, ignore_index, reduction, label_smoothing)
+
+
+def cross_entropy_simple(input: Tensor, target: Any, weight: Any = None, ignore_index: int | None = -100,
+                         reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """The plain version of ``cross_entropy`` on scores (..., C) and integer targets (...):
+    -log softmax(x)[t], PyTorch's own composition of ``log_softmax`` and ``nll_loss``, plus smoothing."""
+    return _smoothed_nll(log_softmax_simple(input, -1), np.asarray(getattr(target, "data", target)), weight,
+                         ignore_index, reduction, label_smoothing)
+
+
+def _smoothed_nll(log_probs: Tensor, t: np.ndarray, weight: Any, ignore_index: int | None, reduction: str,
+                  label_smoothing: float) -> Tensor:
+    # (1 - eps) nll + eps / C sum_c w_c (-log p_c): the one-hot target mixed with the uniform distribution
+    loss = nll_loss(log_probs, t, weight, ignore_index, reduction)
     if not label_smoothing:
         return loss
-    scale, _ = _target_weights(t, w, ignore_index, x.dtype)
-    smooth = -(log_probs * w).sum(axis=-1)
+    c = log_probs.shape[-1]
+    w = _class_weight("cross_entropy", weight, c, log_probs.dtype)
+    scale, _ = _target_weights(t, w, ignore_index, log_probs.dtype)
+    smooth = -(log_probs if w is None else log_probs * w).sum(axis=-1)
     if ignore_index is not None:
-        smooth = smooth * (t != ignore_index).astype(x.dtype)
+        smooth = smooth * (t != ignore_index).astype(log_probs.dtype)
     return (1 - label_smoothing) * loss + (label_smoothing / c) * _weighted_reduce(smooth, scale, reduction)
 
 

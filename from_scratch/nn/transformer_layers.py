@@ -59,12 +59,15 @@ class FeedForward(Module):
     def __init__(self, hidden_size: int, ff_size: int, dropout: float = 0.0):
         super().__init__()
         self.linear1 = Linear(hidden_size, ff_size)
-        self.dropout = Dropout(dropout)
         self.linear2 = Linear(ff_size, hidden_size)
+        self.dropout = dropout  # on the hidden units, after the ReLU
 
     def forward(self, x: Tensor) -> Tensor:
         return F.feed_forward(x, self.linear1.weight, self.linear1.bias, self.linear2.weight, self.linear2.bias,
-                              self.dropout.p, self.training)
+                              self.dropout, self.training)
+
+    def extra_repr(self) -> str:
+        return f"dropout={self.dropout}"
 
 
 def _sublayer(x: Tensor, norm: LayerNorm, dropout: Dropout, fn: Callable[[Tensor], Tensor],
@@ -94,7 +97,7 @@ class EncoderLayer(Module):
         self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Any = None) -> Tensor:
-        x = _sublayer(x, self.norm1, self.dropout1, lambda h: self.self_attn(h, h, h, mask), self.norm_first)
+        x = _sublayer(x, self.norm1, self.dropout1, lambda h: self.self_attn(h, mask=mask), self.norm_first)
         return _sublayer(x, self.norm2, self.dropout2, self.feed_forward, self.norm_first)
 
 
@@ -120,8 +123,8 @@ class DecoderLayer(Module):
         self.dropout1, self.dropout2, self.dropout3 = Dropout(dropout), Dropout(dropout), Dropout(dropout)
 
     def _self_attend(self, h: Tensor, mask: Any, cache: dict | None) -> Tensor:
-        if cache is None:  # the whole target at once: one fused node
-            return self.self_attn(h, h, h, mask)
+        if cache is None:  # the whole target at once
+            return self.self_attn(h, mask=mask)
         k, v = self.self_attn.project_kv(h, h)  # the newest positions only
         if "self_k" in cache:  # they join the keys and values of those before
             k, v = Tensor.cat([cache["self_k"], k], axis=2), Tensor.cat([cache["self_v"], v], axis=2)
@@ -130,7 +133,7 @@ class DecoderLayer(Module):
 
     def _cross_attend(self, h: Tensor, memory: Tensor, mask: Any, cache: dict | None) -> Tensor:
         if cache is None:
-            return self.cross_attn(h, memory, memory, mask)
+            return self.cross_attn(h, memory, mask=mask)
         if "memory_k" not in cache:  # the encoder output is fixed: project it once
             cache["memory_k"], cache["memory_v"] = self.cross_attn.project_kv(memory, memory)
         return self.cross_attn.attend(h, cache["memory_k"], cache["memory_v"], mask=mask)
