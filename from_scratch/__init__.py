@@ -7,7 +7,8 @@ import os as _os
 _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from .autograd import (Function, Tensor, cat, detect_anomaly, enable_grad, get_default_dtype, is_grad_enabled,
                        no_grad, set_default_dtype, stack, where)
-from .creation import arange, full, ones, rand, randn, zeros
+from .creation import (arange, full, full_like, ones, ones_like, rand, rand_like, randn, randn_like, tensor, zeros,
+                       zeros_like)
 from .random import get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
 
@@ -15,4 +16,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "cat", "stack",
            "where", "set_default_dtype", "get_default_dtype", "manual_seed", "get_rng_state", "set_rng_state",
-           "save", "load", "zeros", "ones", "full", "arange", "randn", "rand", "__version__"]
+           "save", "load", "zeros", "ones", "full", "arange", "randn", "rand", "tensor", "zeros_like", "ones_like",
+           "full_like", "rand_like", "randn_like", "__version__"]

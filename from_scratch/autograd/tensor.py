@@ -7,6 +7,7 @@ import numpy as np
 
 from . import function, ops
 from .function import Function, _check_finite, _GradMode, detect_anomaly, enable_grad, is_grad_enabled, no_grad
+from .tensor_api import TensorAPIMixin, dim_alias, indices_by_dim
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
            "set_default_dtype", "get_default_dtype", "cat", "stack", "where"]
@@ -40,7 +41,7 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     return arr
 
 
-class Tensor:
+class Tensor(TensorAPIMixin):
     """An n-dimensional array with reverse-mode automatic differentiation."""
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
@@ -65,7 +66,6 @@ class Tensor:
     shape = property(lambda self: self.data.shape)
     ndim = property(lambda self: self.data.ndim)
     dtype = property(lambda self: self.data.dtype)
-    size = property(lambda self: self.data.size)
     T = property(lambda self: self.permute(*range(self.ndim - 1, -1, -1)))
     is_leaf = property(lambda self: self._ctx is None)
 
@@ -225,13 +225,16 @@ class Tensor:
         return where(mask, self._lift(value), self)
 
     # ------------------------------------------------------------ reductions
+    @dim_alias
     def sum(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
+    @dim_alias
     def mean(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
         out = ops.Sum.apply(self, axis=axis, keepdims=keepdims, name="mean")
         return out * (out.size / max(self.size, 1)) if self.size else out
 
+    @dim_alias
     def var(self, axis: int | tuple | None = None, keepdims: bool = False, correction: int = 1) -> "Tensor":
         """Variance with Bessel's correction by default, like ``torch.var``."""
         total = ops.Sum.apply(self, axis=axis, keepdims=True, name="var")
@@ -240,18 +243,17 @@ class Tensor:
         n = self.size // max(mean.size, 1)
         return (centered * centered).sum(axis, keepdims) / max(n - correction, 0)
 
+    @dim_alias
     def std(self, axis: int | tuple | None = None, keepdims: bool = False, correction: int = 1) -> "Tensor":
         return self.var(axis, keepdims, correction).sqrt()
 
+    @indices_by_dim(np.argmax)
     def max(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
         return ops.Max.apply(self, axis=axis, keepdims=keepdims, largest=True)
 
+    @indices_by_dim(np.argmin)
     def min(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
         return ops.Max.apply(self, axis=axis, keepdims=keepdims, largest=False)
-
-    def argmax(self, axis: int | None = None) -> "Tensor":
-        ops._check_axis("argmax", self.shape, axis)
-        return Tensor._make(np.asarray(np.argmax(self.data, axis=axis)), False)
 
     # ------------------------------------------------------------ shape
     def reshape(self, *shape: Any) -> "Tensor":
@@ -281,6 +283,7 @@ class Tensor:
 
     swapaxes = transpose
 
+    @dim_alias
     def squeeze(self, axis: int | None = None) -> "Tensor":
         if axis is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
@@ -289,6 +292,7 @@ class Tensor:
             return self
         return self.reshape(self.shape[:axis] + self.shape[axis + 1:])
 
+    @dim_alias
     def unsqueeze(self, axis: int) -> "Tensor":
         axis = ops._check_new_axis("unsqueeze", self.shape, axis)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
@@ -305,6 +309,7 @@ class Tensor:
     def __getitem__(self, index: Any) -> "Tensor":
         return ops.GetItem.apply(self, index=_raw_index(index))
 
+    @dim_alias
     def split(self, size_or_sections: int | Sequence[int], axis: int = 0) -> list["Tensor"]:
         """Split into pieces of ``size`` along ``axis`` (or of the given sizes), like ``torch.split``."""
         (axis,) = ops._check_axis("split", self.shape, axis)
@@ -319,15 +324,18 @@ class Tensor:
             start += s
         return out
 
+    @dim_alias
     def chunk(self, chunks: int, axis: int = 0) -> list["Tensor"]:
         (axis,) = ops._check_axis("chunk", self.shape, axis)
         return self.split(-(-self.shape[axis] // chunks), axis)
 
     @staticmethod
+    @dim_alias
     def cat(tensors: Iterable["Tensor"], axis: int = 0) -> "Tensor":
         return cat(tensors, axis)
 
     @staticmethod
+    @dim_alias
     def stack(tensors: Iterable["Tensor"], axis: int = 0) -> "Tensor":
         return stack(tensors, axis)
 
@@ -360,11 +368,13 @@ def _tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
+@dim_alias
 def cat(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     """Concatenate tensors along an existing axis."""
     return ops.Cat.apply(*[_tensor(t) for t in tensors], axis=axis)
 
 
+@dim_alias
 def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     """Stack same-shaped tensors along a new axis."""
     tensors = [_tensor(t) for t in tensors]

@@ -1,12 +1,12 @@
-"""Activations and the softmax family, on the last axis by default (``axis=-1``)."""
+"""Activations and the softmax family, on the last dim by default (``dim=-1``; ``axis=`` is the same)."""
 from __future__ import annotations
 
 import math
 
-from ..autograd import fused
-from ..autograd.ops import _check_axis
 from ..autograd.special import Erfc
 from ..autograd.tensor import Tensor
+from ..autograd.ops import _check_axis
+from ..autograd.tensor_api import dim_alias
 from .fastpath import fused_enabled
 from .inputs import as_tensor
 
@@ -37,35 +37,43 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     return (0.5 * x) * Erfc.apply(x * (-1 / math.sqrt(2)))
 
 
-def softmax_simple(x: Tensor, axis: int = -1) -> Tensor:
-    """softmax(x)_i = exp(x_i) / sum_j exp(x_j) along ``axis``: the plain version, from primitive ops."""
+@dim_alias
+def softmax_simple(x: Tensor, dim: int = -1) -> Tensor:
+    """softmax(x)_i = exp(x_i) / sum_j exp(x_j) along ``dim``: the plain version, from primitive ops."""
     # Subtracting each row's max changes nothing (the factor exp(-max) cancels) but keeps exp from
     # overflowing; the max is a constant here, so no gradient flows through it.
-    e = (x - x.max(axis, keepdims=True).detach()).exp()
-    return e / e.sum(axis, keepdims=True)
+    e = (x - x.max(dim, keepdims=True).detach()).exp()
+    return e / e.sum(dim, keepdims=True)
 
 
-def log_softmax_simple(x: Tensor, axis: int = -1) -> Tensor:
-    """log softmax(x)_i = x_i - log sum_j exp(x_j) along ``axis``: the plain version, from primitive ops."""
-    shifted = x - x.max(axis, keepdims=True).detach()  # as in softmax_simple: exp never overflows
-    return shifted - shifted.exp().sum(axis, keepdims=True).log()
+@dim_alias
+def log_softmax_simple(x: Tensor, dim: int = -1) -> Tensor:
+    """log softmax(x)_i = x_i - log sum_j exp(x_j) along ``dim``: the plain version, from primitive ops."""
+    shifted = x - x.max(dim, keepdims=True).detach()  # as in softmax_simple: exp never overflows
+    return shifted - shifted.exp().sum(dim, keepdims=True).log()
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """Softmax along ``axis``; ``softmax_simple`` is the definition. Shape: any -> the same.
+@dim_alias
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """Softmax along ``dim`` (or ``axis=``), the last by default, where PyTorch's ``F.softmax`` without a
+    dim guesses one and warns; ``softmax_simple`` is the definition. Shape: any -> the same.
 
-    Fast path (``fused.Softmax``): one node with the backward s * (g - sum(g * s)) instead of five.
+    Fast path (``fused.Softmax``, also ``Tensor.softmax``): one node whose backward is
+    s * (g - sum(g * s)), instead of five.
     """
     x = as_tensor(x, "softmax")
-    _check_axis("softmax", x.shape, axis)
-    return fused.Softmax.apply(x, axis=axis) if fused_enabled() else softmax_simple(x, axis)
+    _check_axis("softmax", x.shape, dim)
+    return x.softmax(dim) if fused_enabled() else softmax_simple(x, dim)
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """Log-softmax along ``axis``; ``log_softmax_simple`` is the definition. Shape: any -> the same.
+@dim_alias
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """x - logsumexp(x) along ``dim`` (or ``axis=``), the last by default; ``log_softmax_simple`` is the
+    definition. Shape: any -> the same.
 
-    Fast path (``fused.LogSoftmax``): one node with the backward g - softmax * sum(g) instead of six.
+    Fast path (``fused.LogSoftmax``, also ``Tensor.log_softmax``): one node whose backward is
+    g - softmax * sum(g), instead of six.
     """
     x = as_tensor(x, "log_softmax")
-    _check_axis("log_softmax", x.shape, axis)
-    return fused.LogSoftmax.apply(x, axis=axis) if fused_enabled() else log_softmax_simple(x, axis)
+    _check_axis("log_softmax", x.shape, dim)
+    return x.log_softmax(dim) if fused_enabled() else log_softmax_simple(x, dim)

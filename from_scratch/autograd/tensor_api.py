@@ -1,0 +1,375 @@
+"""The Tensor API as PyTorch users type it: ``x.size(1)``, ``x.gather(1, idx)``, ``x.sort(dim=0)``, ...
+
+``Tensor`` inherits ``TensorAPIMixin``, so every method here is a Tensor method; ``tensor.py`` keeps
+the engine (construction, arithmetic, backward) and the NumPy-style core (``axis=``, ``keepdims=``).
+Two decorators let both kinds of method be called either way:
+
+* ``dim_alias``: a method that names ``axis``/``keepdims`` also takes ``dim``/``keepdim``, and one that
+  names ``dim``/``keepdim`` also takes ``axis``/``keepdims`` (PyTorch itself takes ``axis`` as an
+  alias of ``dim``). Passing both spellings is an error.
+* ``indices_by_dim``: ``x.max(dim=1)`` returns PyTorch's ``(values, indices)`` pair; ``x.max(1)`` and
+  ``x.max(axis=1)`` keep NumPy's meaning (``amax``: the values alone, ties sharing the gradient).
+
+New primitives live in ``reduce_ops.py`` (cumsum, prod, norm) and ``index_ops.py`` (gather,
+scatter_add, index_add, the dtype cast); ``sort``, ``topk`` and ``max(dim=)`` gather their values.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from . import fused, ops, return_types
+from .index_ops import Cast, Gather, IndexAdd, ScatterAdd, check_index, check_index_shape
+from .reduce_ops import Cumsum, Norm, Prod
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+__all__ = ["TensorAPIMixin", "SizeAttribute", "dim_alias", "indices_by_dim"]
+
+_ALIASES = (("dim", "axis"), ("axis", "dim"), ("keepdim", "keepdims"), ("keepdims", "keepdim"))
+
+
+def dim_alias(fn: Callable) -> Callable:
+    """Let ``fn`` be called with either spelling of its dim arguments (``dim``/``axis``, ``keepdim``/
+    ``keepdims``): the one ``fn`` does not name is renamed to the one it does. Both at once: TypeError."""
+    params = inspect.signature(fn).parameters
+    renames = [(alias, own) for own, alias in _ALIASES if own in params and alias not in params]
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            for alias, own in renames:
+                if alias in kwargs:
+                    if own in kwargs:
+                        raise TypeError(f"{name}: got both {own}= and {alias}=; pass one "
+                                        f"({alias} is another name for {own})")
+                    kwargs[own] = kwargs.pop(alias)
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+def indices_by_dim(arg_reduce: Callable) -> Callable:
+    """Make ``x.max(dim=d)`` (with ``arg_reduce=np.argmax``) or ``x.min(dim=d)`` return PyTorch's
+    ``(values, indices)`` pair, the values taking their gradient at the index returned (the first
+    extreme, as PyTorch's). Without ``dim=`` the decorated NumPy-style method runs: ``x.max()``,
+    ``x.max(1)``, ``x.max(axis=(0, 1), keepdims=True)`` give the values alone, ties sharing the
+    gradient (``torch.amax``'s rule), so existing code keeps its meaning."""
+    def decorate(method: Callable) -> Callable:
+        name = method.__name__
+
+        @functools.wraps(method)
+        def wrapper(self: "Tensor", *args: Any, dim: Any = None, keepdim: Any = None, **kwargs: Any) -> Any:
+            if keepdim is not None:
+                if "keepdims" in kwargs:
+                    raise TypeError(f"{name}: got both keepdim= and keepdims=; pass one")
+                kwargs["keepdims"] = keepdim
+            if dim is None:
+                return method(self, *args, **kwargs)
+            if args or "axis" in kwargs:
+                raise TypeError(f"{name}: got dim= and an axis too; pass one (dim= also returns the indices)")
+            if isinstance(dim, (tuple, list)):
+                raise TypeError(f"{name}: dim= takes one dim (it returns indices); use axis={tuple(dim)} "
+                                f"to reduce over several")
+            keep = kwargs.pop("keepdims", False)
+            if kwargs:
+                raise TypeError(f"{name}: unexpected arguments {sorted(kwargs)}")
+            (axis,) = ops._check_axis(name, self.shape, dim)
+            order = _arg_reduce(name, arg_reduce, self.data, axis, True)
+            values, indices = Gather.apply(self, index=order, axis=axis), self._make(order, False)
+            if not keep:
+                values, indices = values.reshape(_drop(self.shape, axis)), indices.reshape(_drop(self.shape, axis))
+            return getattr(return_types, name)(values, indices)
+        return wrapper
+    return decorate
+
+
+class SizeAttribute(int):
+    """``x.size``: the element count, an ``int`` as NumPy's ``size`` is, that called is PyTorch's
+    ``x.size()`` (the shape, a tuple) or ``x.size(d)`` (the length of dim ``d``, negative d from the end)."""
+
+    def __new__(cls, n: int, shape: tuple) -> "SizeAttribute":
+        self = super().__new__(cls, n)
+        self.shape = shape
+        return self
+
+    def __call__(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return self.shape
+        if not -len(self.shape) <= dim < len(self.shape):
+            raise IndexError(f"size: dim {dim} is out of range for a tensor of shape {self.shape}")
+        return self.shape[dim]
+
+
+def _array(x: Any) -> Any:
+    return x.data if isinstance(x, TensorAPIMixin) else x
+
+
+def _drop(shape: tuple, axis: int) -> tuple:
+    return shape[:axis] + shape[axis + 1:]
+
+
+def _one_axis(name: str, shape: tuple, dim: Any) -> int:
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"{name}: dim must be one int, got {dim}")
+    return ops._check_axis(name, shape, dim)[0]
+
+
+def _arg_reduce(name: str, fn: Callable, a: np.ndarray, axis: int | None, keepdims: bool) -> np.ndarray:
+    try:
+        return fn(a, axis=axis, keepdims=keepdims).astype(np.int64, copy=False)
+    except ValueError:  # an empty reduced axis has no extreme
+        raise ValueError(f"{name}: the tensor of shape {a.shape} is empty along the reduced dim") from None
+
+
+def _sort_order(a: np.ndarray, axis: int, descending: bool) -> np.ndarray:
+    """Indices that sort ``a`` along ``axis`` stably (equal values keep their order), NaN counted as
+    the largest value, as PyTorch sorts. Descending: sort the reversed array ascending and reverse the
+    result, which keeps ties in index order with no negation (which would break unsigned ints)."""
+    if not descending:
+        return np.argsort(a, axis=axis, kind="stable").astype(np.int64, copy=False)
+    reversed_order = np.argsort(np.flip(a, axis), axis=axis, kind="stable")
+    return (a.shape[axis] - 1 - np.flip(reversed_order, axis)).astype(np.int64, copy=False)
+
+
+class TensorAPIMixin:
+    """The PyTorch-named Tensor methods (see the module docstring); ``Tensor`` is the only subclass."""
+
+    __slots__ = ()
+    data: np.ndarray  # Tensor's slots, named here for readers
+    requires_grad: bool
+
+    # ------------------------------------------------------------ size and Python numbers
+    @property
+    def size(self) -> SizeAttribute:
+        """The element count (``x.size``, NumPy's); ``x.size()`` is the shape, ``x.size(d)`` one dim's length."""
+        return SizeAttribute(self.data.size, self.data.shape)
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def _scalar(self, name: str) -> Any:
+        if self.data.size != 1:
+            raise ValueError(f"{name}: a tensor of shape {self.data.shape} ({self.data.size} elements) cannot be "
+                             f"converted to a Python number; only one-element tensors can")
+        return self.data.reshape(()).item()
+
+    def __float__(self) -> float:
+        return float(self._scalar("float"))
+
+    def __int__(self) -> int:
+        return int(self._scalar("int"))
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iub":
+            raise TypeError(f"index: only integer tensors of one element can be used as an index, "
+                            f"got dtype {self.data.dtype}")
+        return int(self._scalar("index"))
+
+    # ------------------------------------------------------------ copies and dtypes
+    def clone(self) -> "Tensor":
+        """A copy that stays in the graph (the gradient flows back to this tensor)."""
+        return Cast.apply(self, dtype=self.data.dtype)
+
+    def to(self, *args: Any, dtype: Any = None, copy: bool = False) -> "Tensor":
+        """``x.to(dtype)``, ``x.to(dtype=...)`` or ``x.to(other)`` (other's dtype): this tensor in that dtype;
+        itself if it already is, unless ``copy=True``. Float to float stays in the graph (the gradient is
+        cast back); to an integer or bool dtype cuts it, as in PyTorch.
+
+        Raises TypeError for anything but one dtype: devices are not supported yet (``to(device)`` is
+        where the device backend will plug in)."""
+        if len(args) > 1 or (args and dtype is not None):
+            raise TypeError("to: takes one dtype, as to(dtype), to(dtype=...) or to(tensor); "
+                            "devices are not supported yet")
+        target = args[0] if args else dtype
+        if isinstance(target, TensorAPIMixin):
+            target = target.data.dtype
+        if target is None:
+            return self.clone() if copy else self
+        try:
+            target = np.dtype(target)
+        except TypeError:
+            raise TypeError(f"to: {target!r} is not a dtype (devices are not supported yet)") from None
+        if target.kind not in "fiub":
+            raise TypeError(f"to: a Tensor cannot hold dtype {target}")
+        if target == self.data.dtype and not copy:
+            return self
+        if target.kind != "f" and self.requires_grad:  # integers carry no gradient: out of the graph
+            return self._make(self.data.astype(target), False)
+        return Cast.apply(self, dtype=target)
+
+    # ------------------------------------------------------------ arithmetic by name
+    def pow(self, exponent: Any) -> "Tensor":
+        return self ** exponent
+
+    def matmul(self, other: Any) -> "Tensor":
+        return self @ other
+
+    # ------------------------------------------------------------ reductions and scans
+    @dim_alias
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        """Index of the largest value along ``dim`` (of the flattened tensor if None), the first if tied."""
+        axis = None if dim is None else _one_axis("argmax", self.shape, dim)
+        return self._make(_arg_reduce("argmax", np.argmax, self.data, axis, keepdim), False)
+
+    @dim_alias
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        """Index of the smallest value along ``dim`` (of the flattened tensor if None), the first if tied."""
+        axis = None if dim is None else _one_axis("argmin", self.shape, dim)
+        return self._make(_arg_reduce("argmin", np.argmin, self.data, axis, keepdim), False)
+
+    @dim_alias
+    def cumsum(self, dim: int) -> "Tensor":
+        return Cumsum.apply(self, axis=_one_axis("cumsum", self.shape, dim))
+
+    @dim_alias
+    def prod(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        """Product over one dim, or of every element; the gradient is exact where inputs are zero."""
+        axis = None if dim is None else _one_axis("prod", self.shape, dim)
+        return Prod.apply(self, axis=axis, keepdims=keepdim)
+
+    @dim_alias
+    def logsumexp(self, dim: int | tuple | None = None, keepdim: bool = False) -> "Tensor":
+        """log(sum(exp(x))) over ``dim`` (every element if None), stable at any scale; the gradient is softmax."""
+        axis = ops._check_axis("logsumexp", self.shape, dim)
+        # log sum exp(x) = m + log sum exp(x - m) with m the (constant) max: no exp overflows. An infinite
+        # max is replaced by 0 so that all -inf gives -inf, not (-inf) - (-inf) = NaN.
+        m = np.amax(self.data, axis=axis, keepdims=True, initial=-np.inf)
+        m = np.where(np.isfinite(m), m, 0).astype(self.data.dtype, copy=False)
+        total = (self - self._make(m, False)).exp().sum(axis, keepdims=keepdim)
+        with np.errstate(divide="ignore"):  # log 0 = -inf is the answer for all -inf (or no) inputs
+            log_total = total.log()
+        return log_total + self._make(m if keepdim else (m.reshape(()) if axis is None else np.squeeze(m, axis)), False)
+
+    @dim_alias
+    def norm(self, p: float | str = "fro", dim: int | tuple | None = None, keepdim: bool = False) -> "Tensor":
+        """The vector p-norm over ``dim`` (every element if None), as ``torch.linalg.vector_norm``: p > 0,
+        ``inf`` (max |x|), ``-inf`` (min |x|), 0 (count of nonzeros, no gradient), ``"fro"`` (= 2).
+        The gradient at the zero vector is 0 (PyTorch's choice of subgradient)."""
+        axes = ops._check_axis("norm", self.shape, dim)
+        if self.data.dtype.kind != "f":
+            raise TypeError(f"norm: needs a floating tensor, got dtype {self.data.dtype}")
+        p = 2.0 if p == "fro" else p
+        if isinstance(p, str) or (p < 0 and p != -np.inf):
+            raise ValueError(f"norm: p={p!r} is not supported (p > 0, 0, inf, -inf and 'fro' are)")
+        if p == np.inf:
+            return self.abs().max(axes, keepdims=keepdim)  # amax: ties share the gradient, as PyTorch's do
+        if p == -np.inf:
+            return self.abs().min(axes, keepdims=keepdim)
+        if p == 0:
+            count = np.count_nonzero(self.data, axis=axes, keepdims=keepdim)
+            return self._make(np.asarray(count, dtype=self.data.dtype), False)
+        return Norm.apply(self, p=float(p), axis=axes, keepdims=keepdim)
+
+    @dim_alias
+    def softmax(self, dim: int = -1) -> "Tensor":
+        """exp(x) / sum(exp(x)) along ``dim`` (the last by default; see ``fused.Softmax``)."""
+        ops._check_axis("softmax", self.shape, dim)
+        return fused.Softmax.apply(self, axis=dim)
+
+    @dim_alias
+    def log_softmax(self, dim: int = -1) -> "Tensor":
+        """x - logsumexp(x) along ``dim`` (the last by default; see ``fused.LogSoftmax``)."""
+        ops._check_axis("log_softmax", self.shape, dim)
+        return fused.LogSoftmax.apply(self, axis=dim)
+
+    # ------------------------------------------------------------ sorting
+    @dim_alias
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> return_types.sort:
+        """``(values, indices)`` sorted along ``dim``; values are differentiable, indices int64. Always
+        stable (equal values keep their order, which ``stable=False`` permits); NaN sorts as the largest."""
+        axis = _one_axis("sort", self.shape, dim)
+        order = _sort_order(self.data, axis, descending)
+        return return_types.sort(Gather.apply(self, index=order, axis=axis), self._make(order, False))
+
+    @dim_alias
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> "Tensor":
+        return self._make(_sort_order(self.data, _one_axis("argsort", self.shape, dim), descending), False)
+
+    @dim_alias
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> return_types.topk:
+        """The ``k`` largest (or smallest) values along ``dim`` with their indices, always sorted, ties in
+        index order. Raises ValueError unless 0 <= k <= the length of ``dim``."""
+        axis = _one_axis("topk", self.shape, dim)
+        if not 0 <= k <= self.shape[axis]:
+            raise ValueError(f"topk: k={k} is out of range for dim {dim} of length {self.shape[axis]} "
+                             f"(tensor shape {self.shape})")
+        order = _sort_order(self.data, axis, descending=largest)[(slice(None),) * axis + (slice(0, k),)]
+        return return_types.topk(Gather.apply(self, index=order, axis=axis), self._make(order, False))
+
+    # ------------------------------------------------------------ indexing by tensors
+    @dim_alias
+    def gather(self, dim: int, index: Any) -> "Tensor":
+        """out[i][j][k] = self[i][index[i][j][k]][k] for dim=1 (``torch.gather``); ``index`` (int64 Tensor,
+        ndarray or list) has self's number of dims and is no larger outside ``dim``. Differentiable in self."""
+        axis = _one_axis("gather", self.shape, dim)
+        index = check_index("gather", _array(index), self.shape[axis], axis)
+        check_index_shape("gather", index, self.shape, axis)
+        return Gather.apply(self, index=index, axis=axis)
+
+    @dim_alias
+    def scatter_add(self, dim: int, index: Any, src: Any) -> "Tensor":
+        """A copy of self with self[i][index[i][j][k]][k] += src[i][j][k] for dim=1 (``torch.scatter_add``).
+        Differentiable in self and src; repeated indices add up."""
+        axis = _one_axis("scatter_add", self.shape, dim)
+        index = check_index("scatter_add", _array(index), self.shape[axis], axis)
+        src = self._lift(src)
+        check_index_shape("scatter_add", index, self.shape, axis)
+        check_index_shape("scatter_add", index, src.shape, None, what="src")
+        _same_dtype("scatter_add", self, src, "src")
+        return ScatterAdd.apply(self, src, index=index, axis=axis)
+
+    @dim_alias
+    def index_add(self, dim: int, index: Any, source: Any, alpha: float = 1) -> "Tensor":
+        """A copy of self with self[..., index[i], ...] += alpha * source[..., i, ...] along ``dim``
+        (``torch.index_add``); ``index`` is 1-D. Differentiable in self and source."""
+        axis = _one_axis("index_add", self.shape, dim)
+        index = check_index("index_add", _array(index), self.shape[axis], axis)
+        source = self._lift(source)
+        expected = self.shape[:axis] + index.shape + self.shape[axis + 1:]
+        if index.ndim != 1 or source.shape != expected:
+            raise ValueError(f"index_add: index of shape {index.shape} and source of shape {source.shape} do not "
+                             f"fit self of shape {self.shape} along dim {dim} (a 1-D index, source {expected})")
+        _same_dtype("index_add", self, source, "source")
+        return IndexAdd.apply(self, source, index=index, axis=axis, alpha=alpha)
+
+    @dim_alias
+    def index_select(self, dim: int, index: Any) -> "Tensor":
+        """The slices at ``index`` (1-D) along ``dim``; differentiable, repeated indices add their gradients."""
+        axis = _one_axis("index_select", self.shape, dim)
+        index = check_index("index_select", _array(index), self.shape[axis], axis)
+        if index.ndim != 1:
+            raise ValueError(f"index_select: index must be 1-D, got shape {index.shape}")
+        return self[(slice(None),) * axis + (index,)]
+
+    # ------------------------------------------------------------ dtype shorthands (last: they shadow
+    # the builtins float/int/bool in the rest of this class body)
+    def float(self) -> "Tensor":
+        return self.to(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(np.float64)
+
+    def half(self) -> "Tensor":
+        return self.to(np.float16)
+
+    def long(self) -> "Tensor":
+        return self.to(np.int64)
+
+    def int(self) -> "Tensor":
+        return self.to(np.int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(np.bool_)
+
+
+def _same_dtype(name: str, a: TensorAPIMixin, b: TensorAPIMixin, what: str) -> None:
+    if a.data.dtype != b.data.dtype:
+        raise TypeError(f"{name}: self is {a.data.dtype} but {what} is {b.data.dtype}; convert one (e.g. .to())")
