@@ -1,10 +1,11 @@
-"""Fused ops: composite functions with a hand-written backward.
+"""Fused ops: composite functions with a hand-written backward, the fast paths of ``functional``.
 
-Each could be composed from the primitives in ``ops.py``; these exist because they sit
-on the hot path of every training step (softmax in attention, cross-entropy, layer norm),
-where one fused op replaces 5-10 graph nodes and their temporaries, and because a single
-forward can be made stable at extreme logits. Every one is gradient-checked in the tests
-exactly like the primitives.
+Each is composed from the primitives in ``ops.py`` by its plain version in ``functional``
+(``softmax_simple``, ``cross_entropy_simple``, ``layer_norm_simple``, ``linear_simple``: read
+those first); these exist because they sit on the hot path of every training step, where one
+fused op replaces 5-10 graph nodes and their temporaries (the measured gains are in each
+functional's docstring, from ``benchmarks/plain_vs_fused.py``). ``functional`` runs them unless
+``F.use_fused(False)``; tests/test_plain_vs_fused.py checks each against its plain version.
 """
 from __future__ import annotations
 

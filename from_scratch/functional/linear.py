@@ -38,7 +38,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     the definition. Shape: (..., in_features) -> (..., out_features).
 
     Fast path (``fused.Linear``): the leading axes folded into one 2-D product, one BLAS call each
-    way instead of one per leading index, 5x faster at the tutorial's sizes.
+    way instead of one per leading index; forward + backward 133 us against 186 us plain (16x10x64 -> 128).
     """
     x, weight = as_tensor(x, "linear"), as_tensor(weight, "linear", "weight")
     bias = None if bias is None else as_tensor(bias, "linear", "bias")
@@ -64,7 +64,8 @@ def feed_forward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, drop
     Shape: x (..., H), w1 (F, H), b1 (F,), w2 (H_out, F), b2 (H_out,) -> (..., H_out).
 
     Fast path (``fused_blocks.FeedForward``): one node instead of five, ReLU and dropout one 0/1
-    multiplier that is also their gradient. The dropout is drawn here, exactly as ``dropout`` draws it.
+    multiplier that is also their gradient; forward + backward 210 us against 341 us plain (16x10x64,
+    F = 128). The dropout is drawn here, exactly as ``dropout`` draws it.
     """
     x = as_tensor(x, "feed_forward")
     if x.shape[-1:] != w1.shape[1:] or w2.shape[1:] != w1.shape[:1]:

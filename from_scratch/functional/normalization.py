@@ -33,8 +33,8 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
     """Normalise over the trailing axes that ``weight`` covers (the last axis if no weight);
     ``layer_norm_simple`` is the definition. Shape: any -> the same.
 
-    Fast path (``fused.LayerNorm``): one node, row sums as BLAS products; forward + backward 57-59 us
-    against 86-91 us composed at the tutorial size (README, Speed).
+    Fast path (``fused.LayerNorm``): one node instead of nine, row sums as BLAS products; forward +
+    backward 58 us against 141 us plain (16x10x64).
     """
     x = as_tensor(x, "layer_norm")
     params, ndim = _layer_norm_params("layer_norm", weight, bias, normalized_ndim)
@@ -49,7 +49,7 @@ def add_layer_norm(x: Tensor, y: Tensor, weight: Tensor | None = None, bias: Ten
     ``add_layer_norm_simple`` is the definition. Shape: x and y alike -> the same.
 
     Fast path (``fused.AddLayerNorm``): the add joins the layer norm's node; forward + backward
-    59-62 us against 90-94 us composed at the tutorial size (README, Speed).
+    59 us against 143 us plain (16x10x64).
     """
     x, y = as_tensor(x, "add_layer_norm"), as_tensor(y, "add_layer_norm", "y")
     if x.shape != y.shape:
