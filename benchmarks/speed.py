@@ -1,15 +1,19 @@
 """Side-by-side speed against PyTorch: training steps at three sizes, greedy decoding, peak memory.
 
-    python benchmarks/speed.py                      # everything, on 1 thread (the library's default)
-    python benchmarks/speed.py --threads 2          # both libraries on 2 threads
+    python benchmarks/speed.py                      # everything, both libraries on 1 thread
+    python benchmarks/speed.py --threads 1 default  # training at 1 thread each and at each library's defaults
+    python benchmarks/speed.py --threads 2          # set_num_threads(2) in both libraries
     python benchmarks/speed.py --only train         # or: decode, memory
     python benchmarks/speed.py --ckpt runs/reverse  # decode with a trained run instead of training one
 
 Both libraries get the identical model (our weights copied into ``torch.nn.Transformer``), the same
-batches and the same number of threads. The script checks that the losses agree for the first steps,
-then times steady-state steps in rounds that alternate ours and theirs, and reports medians: on a
-shared machine the absolute numbers drift, the ratio much less. A script, not a test: nothing here
-asserts a timing. PyTorch is the test extra's (``pip install -e '.[test]'``).
+batches and the same thread setting: a count N is ``set_num_threads(N)`` in each (ours still runs
+products below its size threshold on one thread, see from_scratch/threads.py), ``default`` leaves
+each library as it comes (NumPy is imported before the library here, as in the tutorial). The
+script checks that the losses agree for the first steps, then times steady-state steps in rounds
+that alternate ours and theirs (and the thread settings), and reports medians: on a shared machine
+the absolute numbers drift, the ratio much less. A script, not a test: nothing here asserts a
+timing. PyTorch is the test extra's (``pip install -e '.[test]'``).
 """
 from __future__ import annotations
 
@@ -23,9 +27,16 @@ import sys
 import time
 
 
+def _thread_setting(text: str) -> str:
+    if text != "default" and not (text.isdigit() and int(text) > 0):
+        raise argparse.ArgumentTypeError(f"a positive count or 'default', got {text!r}")
+    return text
+
+
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads for NumPy and torch (default 1)")
+    parser.add_argument("--threads", nargs="+", default=["1"], type=_thread_setting,
+                        help="thread settings to compare: counts, or 'default' (each library's own); default 1")
     parser.add_argument("--only", choices=["train", "decode", "memory"], action="append",
                         help="run only these parts (repeatable)")
     parser.add_argument("--sizes", nargs="+", default=None, help="training sizes to run (default: all)")
@@ -37,13 +48,12 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 ARGS = _parse_args()
-# The thread count must be fixed before NumPy loads OpenBLAS (the library's own default is one thread).
-os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
-from from_scratch import manual_seed  # noqa: E402
+from from_scratch import manual_seed, set_num_threads, threads  # noqa: E402
 from from_scratch.functional import create_causal_mask, create_padding_mask, cross_entropy  # noqa: E402
 from from_scratch.nn import Transformer  # noqa: E402
 from from_scratch.optim import Adam  # noqa: E402
@@ -52,7 +62,14 @@ if ARGS.memory_probe is None or ARGS.memory_probe[0] == "torch":  # our memory p
     import torch
 
     from torch_twin import twin_of
-    torch.set_num_threads(ARGS.threads)
+    TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
+
+def use_threads(setting: str) -> None:
+    """Apply a thread setting ("default" or a count) to both libraries."""
+    set_num_threads(None if setting == "default" else int(setting))
+    if "torch" in sys.modules:
+        torch.set_num_threads(TORCH_DEFAULT_THREADS if setting == "default" else int(setting))
 
 # Transformer sizes (2 encoder + 2 decoder layers, 4 heads, vocabulary 20) and the batches they train on.
 SIZES = {
@@ -171,7 +188,27 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def bench_training(name: str, size: dict, rounds: int) -> dict:
+def product_threads(step) -> dict[int, int]:
+    """How many of our products ran on how many BLAS threads in one call of ``step``: the products
+    that go through the library's thread policy (``threads.matmul``), traced with a profile hook."""
+    counts: dict[int, int] = {}
+
+    def hook(frame, event, arg) -> None:
+        if event == "call" and frame.f_code is threads.matmul.__code__:
+            n = threads.threads_for(frame.f_locals["a"], frame.f_locals["b"])
+            counts[n] = counts.get(n, 0) + 1
+
+    sys.setprofile(hook)
+    try:
+        step()
+    finally:
+        sys.setprofile(None)
+    return dict(sorted(counts.items()))
+
+
+def bench_training(name: str, size: dict, rounds: int, settings: list[str]) -> list[dict]:
+    """Per thread setting: our and PyTorch's median ms per step, timed in rounds that alternate the
+    libraries and the settings, and how many threads our products and PyTorch's pool used."""
     ours, opt, theirs, topt = build_pair(size)
     batches = make_batches(size, 8)
     torch_batches = [tuple(torch.from_numpy(a) for a in batch) for batch in batches]
@@ -188,14 +225,29 @@ def bench_training(name: str, size: dict, rounds: int) -> dict:
             step(model, optimizer, *data[i % len(data)])
         return (time.perf_counter() - start) / k * 1e3
 
-    ours_ms, torch_ms = [], []
-    for r in range(rounds):  # alternate which goes first, so drifting load hits both alike
-        pair = [(ours_ms, our_step, ours, opt, batches), (torch_ms, torch_step, theirs, topt, torch_batches)]
-        for out, *rest in (pair if r % 2 == 0 else pair[::-1]):
-            out.append(run(*rest))
-    ours_ms, torch_ms = statistics.median(ours_ms), statistics.median(torch_ms)
-    return {"size": name, "ours_ms": ours_ms, "torch_ms": torch_ms, "ratio": torch_ms / ours_ms,
-            "flops": train_flops(size), "products_ms": products_only_ms(size)}
+    times = {(s, lib): [] for s in settings for lib in ("ours", "torch")}
+    used = {}
+    for setting in settings:
+        use_threads(setting)
+        used[setting] = (product_threads(lambda: our_step(ours, opt, *batches[0])), torch.get_num_threads())
+    for r in range(rounds):  # alternate the order, so drifting load hits every run alike
+        runs = [(s, lib) for s in settings for lib in ("ours", "torch")]
+        for setting, lib in (runs if r % 2 == 0 else runs[::-1]):
+            use_threads(setting)
+            args = (our_step, ours, opt, batches) if lib == "ours" else (torch_step, theirs, topt, torch_batches)
+            times[setting, lib].append(run(*args))
+    use_threads(settings[0])
+    with threadpool_limits(1, user_api="blas"):
+        products_ms = products_only_ms(size)
+    out = []
+    for setting in settings:
+        ours_ms, torch_ms = statistics.median(times[setting, "ours"]), statistics.median(times[setting, "torch"])
+        out.append({"size": name, "setting": setting, "ours_ms": ours_ms, "torch_ms": torch_ms,
+                    "ours_range": (min(times[setting, "ours"]), max(times[setting, "ours"])),
+                    "torch_range": (min(times[setting, "torch"]), max(times[setting, "torch"])),
+                    "ratio": torch_ms / ours_ms, "flops": train_flops(size), "products_ms": products_ms,
+                    "ours_threads": used[setting][0], "torch_threads": used[setting][1]})
+    return out
 
 
 # ---------------------------------------------------------------- greedy decoding
@@ -291,7 +343,7 @@ def memory_probe(library: str, size_name: str) -> None:
 def bench_memory(size_name: str) -> dict:
     out = {"size": size_name}
     for library in ("ours", "torch"):
-        cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(ARGS.threads),
+        cmd = [sys.executable, os.path.abspath(__file__), "--threads", ARGS.threads[0],
                "--memory-probe", library, size_name]
         out[library] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     return out
@@ -308,7 +360,7 @@ def machine() -> str:
         pass
     return (f"{cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; Python "
             f"{platform.python_version()}, NumPy {np.__version__}, torch {torch.__version__}; "
-            f"{ARGS.threads} thread(s) each")
+            f"thread settings: {', '.join(ARGS.threads)}")
 
 
 def main() -> None:
@@ -317,22 +369,28 @@ def main() -> None:
         return
     parts = ARGS.only or ["train", "decode", "memory"]
     sizes = ARGS.sizes or list(SIZES)
+    use_threads(ARGS.threads[0])
     print(machine())
     if "train" in parts:
         peak = matmul_roofline()
-        print(f"\nTraining step (forward, backward, Adam), median of {ARGS.rounds} alternating rounds; "
-              f"matmul roofline {peak:.0f} GFLOP/s (one 2048x2048 float32 product)\n")
-        print("| size | hidden / ff / batch x length | ours ms/step | PyTorch ms/step | speed-up | "
-              "products alone ms/step (bound on the speed-up) | ours GFLOP/s (% of roofline) | PyTorch GFLOP/s |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        print(f"\nTraining step (forward, backward, Adam), median of {ARGS.rounds} alternating rounds "
+              f"(range in brackets); matmul roofline {peak:.0f} GFLOP/s (one 2048x2048 float32 product); "
+              f"our products: how many ran on how many BLAS threads (threads x products)\n")
+        print("| size | hidden / ff / batch x length | threads | ours ms/step | PyTorch ms/step | speed-up | "
+              "our products | PyTorch threads | products alone, 1 thread, ms/step (bound on the speed-up) | "
+              "ours GFLOP/s (% of roofline) | PyTorch GFLOP/s |")
+        print("|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|")
         for name in sizes:
             size = SIZES[name]
-            r = bench_training(name, size, ARGS.rounds)
-            ours_g, torch_g = r["flops"] / r["ours_ms"] / 1e6, r["flops"] / r["torch_ms"] / 1e6
-            print(f"| {name} | {size['hidden']} / {size['ff']} / {size['batch']}x{size['length']} | "
-                  f"{r['ours_ms']:.2f} | {r['torch_ms']:.2f} | {r['ratio']:.2f}x | "
-                  f"{r['products_ms']:.2f} ({r['torch_ms'] / r['products_ms']:.1f}x) | "
-                  f"{ours_g:.1f} ({100 * ours_g / peak:.0f}%) | {torch_g:.1f} |", flush=True)
+            for r in bench_training(name, size, ARGS.rounds, ARGS.threads):
+                ours_g, torch_g = r["flops"] / r["ours_ms"] / 1e6, r["flops"] / r["torch_ms"] / 1e6
+                used = ", ".join(f"{n} x {count}" for n, count in r["ours_threads"].items())
+                print(f"| {name} | {size['hidden']} / {size['ff']} / {size['batch']}x{size['length']} | "
+                      f"{r['setting']} | {r['ours_ms']:.2f} ({r['ours_range'][0]:.2f}-{r['ours_range'][1]:.2f}) | "
+                      f"{r['torch_ms']:.2f} ({r['torch_range'][0]:.2f}-{r['torch_range'][1]:.2f}) | "
+                      f"{r['ratio']:.2f}x | {used} | {r['torch_threads']} | "
+                      f"{r['products_ms']:.2f} ({r['torch_ms'] / r['products_ms']:.1f}x) | "
+                      f"{ours_g:.1f} ({100 * ours_g / peak:.0f}%) | {torch_g:.1f} |", flush=True)
     if "decode" in parts:
         d = bench_decoding(ARGS.ckpt, ARGS.sequences)
         print(f"\nGreedy decoding of {d['n']:,} reversal sequences (lengths 1-16, batches of 500), default model "

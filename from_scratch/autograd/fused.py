@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from ..threads import matmul
 from .function import Function
 from .ops import mean_vector, ones_vector, sigmoid
 
@@ -223,7 +224,7 @@ class Linear(Function):
 
 def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """y = x @ w.T + b for x of shape (rows, in): one product, the bias added in place."""
-    out = x @ w.T
+    out = matmul(x, w.T)
     if b is not None:
         out += b
     return out
@@ -232,8 +233,8 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) ->
 def linear_grads(g: np.ndarray, x: np.ndarray, w: np.ndarray, need_x: bool = True, need_w: bool = True,
                  need_b: bool = True) -> tuple:
     """The gradients of y = x @ w.T + b (x of shape (rows, in)) from g = dL/dy (None where not needed)."""
-    dx = g @ w if need_x else None  # dL/dx = g W
-    dw = g.T @ x if need_w else None  # dL/dW = g^T x, summed over every row at once
+    dx = matmul(g, w) if need_x else None  # dL/dx = g W
+    dw = matmul(g.T, x) if need_w else None  # dL/dW = g^T x, summed over every row at once
     db = ones_vector(len(g), g.dtype) @ g if need_b else None  # dL/db: the column sums of g
     return dx, dw, db
 
@@ -253,7 +254,7 @@ class Embedding(Function):
         if n <= 64:  # a small table (a vocabulary of 20): one-hot(ids)^T @ g is one cheap BLAS call
             onehot = np.zeros((len(ids), n), g.dtype)
             onehot[np.arange(len(ids)), ids] = 1
-            grad = onehot.T @ g
+            grad = matmul(onehot.T, g)
         else:  # sort the ids, then add up each run of equal ids in one call
             order = np.argsort(ids, kind="stable")
             sorted_ids = ids[order]

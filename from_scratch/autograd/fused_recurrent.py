@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..threads import matmul
 from .function import Function
 from .ops import sigmoid
 
@@ -27,7 +28,7 @@ class RNNLayer(Function):
         hs = np.empty(xw.shape, xw.dtype)
         h, w_hh_t = h0, w_hh.T
         for t in range(len(xw)):
-            pre = xw[t] + h @ w_hh_t
+            pre = xw[t] + matmul(h, w_hh_t)
             h = hs[t] = np.maximum(pre, 0) if relu else np.tanh(pre)
         self.hs, self.h0, self.w_hh, self.relu = hs, h0, w_hh, relu
         return hs
@@ -40,11 +41,11 @@ class RNNLayer(Function):
         for t in range(len(hs) - 1, -1, -1):
             dh = grad[t] + dh_next
             dpre[t] = dh * (hs[t] > 0) if self.relu else dh * (1 - hs[t] * hs[t])
-            dh_next = dpre[t] @ w_hh
+            dh_next = matmul(dpre[t], w_hh)
         dw_hh = None
         if self.needs_input_grad[2]:  # dL/dW_hh = sum_t dpre_t^T h_{t-1}
             h_prev = np.concatenate([self.h0[None], hs[:-1]])
-            dw_hh = dpre.reshape(-1, hs.shape[-1]).T @ h_prev.reshape(-1, hs.shape[-1])
+            dw_hh = matmul(dpre.reshape(-1, hs.shape[-1]).T, h_prev.reshape(-1, hs.shape[-1]))
         return dpre, dh_next, dw_hh
 
 
@@ -57,7 +58,7 @@ class LSTMLayer(Function):
         acts = np.empty_like(xw)  # i, f, g, o after their nonlinearities, kept for backward
         h, c, w_hh_t = h0, c0, w_hh.T
         for t in range(len(xw)):
-            gates = xw[t] + h @ w_hh_t
+            gates = xw[t] + matmul(h, w_hh_t)
             a = acts[t]
             a[:, :2 * n] = sigmoid(gates[:, :2 * n])          # i, f
             a[:, 2 * n:3 * n] = np.tanh(gates[:, 2 * n:3 * n])  # g
@@ -85,11 +86,11 @@ class LSTMLayer(Function):
             d[:, 2 * n:3 * n] = dc * i * (1 - g * g)
             d[:, 3 * n:] = dh * tanh_c * o * (1 - o)
             dc_next = dc * f
-            dh_next = d @ w_hh
+            dh_next = matmul(d, w_hh)
         dw_hh = None
         if self.needs_input_grad[3]:  # dL/dW_hh = sum_t dgates_t^T h_{t-1}
             h_prev = np.concatenate([self.h0[None], hc[:-1, :, :n]])
-            dw_hh = dgates.reshape(-1, 4 * n).T @ h_prev.reshape(-1, n)
+            dw_hh = matmul(dgates.reshape(-1, 4 * n).T, h_prev.reshape(-1, n))
         return dgates, dh_next, dc_next, dw_hh
 
 
@@ -106,7 +107,7 @@ class GRULayer(Function):
         hn = np.empty_like(hs)    # h W_hn^T + b_hn, which r scales
         h, w_hh_t = h0, w_hh.T
         for t in range(len(xw)):
-            hw = h @ w_hh_t
+            hw = matmul(h, w_hh_t)
             if b_hh is not None:
                 hw += b_hh
             a = acts[t]
@@ -134,12 +135,12 @@ class GRULayer(Function):
             e = dhw[t]
             e[:, :2 * n] = d[:, :2 * n]
             e[:, 2 * n:] = d[:, 2 * n:] * r
-            dh_next = dh * z + e @ w_hh
+            dh_next = dh * z + matmul(e, w_hh)
         grads = [dxw, dh_next, None, None]
         rows = dhw.reshape(-1, 3 * n)
         if self.needs_input_grad[2]:  # dL/dW_hh = sum_t dhw_t^T h_{t-1}
             h_prev = np.concatenate([self.h0[None], hs[:-1]])
-            grads[2] = rows.T @ h_prev.reshape(-1, n)
+            grads[2] = matmul(rows.T, h_prev.reshape(-1, n))
         if len(self.needs_input_grad) > 3 and self.needs_input_grad[3]:  # dL/db_hh = sum_t dhw_t
             grads[3] = rows.sum(axis=0)
         return tuple(grads[:len(self.needs_input_grad)])

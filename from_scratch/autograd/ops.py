@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..threads import matmul
 from .function import Function
 
 
@@ -155,7 +156,7 @@ class MatMul(Function):
             raise ValueError(f"matmul: {a.shape} @ {b.shape}: inner dimensions {ka} and {kb} differ")
         self.a, self.b = a, b
         try:
-            return a @ b
+            return matmul(a, b)
         except ValueError:
             raise ValueError(f"matmul: {a.shape} @ {b.shape}: batch dimensions cannot broadcast") from None
 
@@ -170,13 +171,13 @@ class MatMul(Function):
             g = np.expand_dims(g, -2)
         ga = gb = None
         if self.needs_input_grad[0]:  # dL/da = g @ b^T
-            ga = unbroadcast(g @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+            ga = unbroadcast(matmul(g, b2.swapaxes(-1, -2)), a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:  # dL/db = a^T @ g
             if b2.ndim == 2 and a2.ndim > 2:
                 # Fold the batch into one big product instead of summing per-batch products.
-                gb = a2.reshape(-1, a2.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+                gb = matmul(a2.reshape(-1, a2.shape[-1]).T, g.reshape(-1, g.shape[-1]))
             else:
-                gb = unbroadcast(a2.swapaxes(-1, -2) @ g, b2.shape)
+                gb = unbroadcast(matmul(a2.swapaxes(-1, -2), g), b2.shape)
             gb = gb.reshape(b.shape)
         return ga, gb
 
