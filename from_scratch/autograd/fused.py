@@ -15,27 +15,35 @@ import numpy as np
 
 from ..threads import matmul
 from .function import Function
+from .fused_attention import softmax_backward
 from .ops import mean_vector, ones_vector, sigmoid
+
+
+def shifted_exp(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """x - max(x) along ``axis``, and its exp: the start of softmax, log-softmax and cross-entropy.
+    Subtracting the max changes none of them and keeps exp from overflowing."""
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted, np.exp(shifted)
 
 
 class Softmax(Function):
     def forward(self, x, axis=-1):
         self.axis = axis
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        _, e = shifted_exp(x, axis)
         self.out = e / e.sum(axis=axis, keepdims=True)
         return self.out
 
     def backward(self, g):
-        # d softmax: s * (g - sum(g * s))
-        s = self.out
-        return s * (g - (g * s).sum(axis=self.axis, keepdims=True))
+        # d softmax: s * (g - sum(g * s)), along the softmax's axis
+        g, s = np.moveaxis(g, self.axis, -1), np.moveaxis(self.out, self.axis, -1)
+        return np.moveaxis(softmax_backward(g, s), -1, self.axis)
 
 
 class LogSoftmax(Function):
     def forward(self, x, axis=-1):
         self.axis = axis
-        shifted = x - x.max(axis=axis, keepdims=True)
-        self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        shifted, e = shifted_exp(x, axis)
+        self.out = shifted - np.log(e.sum(axis=axis, keepdims=True))
         return self.out
 
     def backward(self, g):
@@ -54,8 +62,7 @@ class CrossEntropy(Function):
         self.t = t if self.valid is None else np.where(self.valid, t, 0)
         self.rows, self.eps, self.reduction, self.shape = np.arange(len(t)), label_smoothing, reduction, logits.shape
         # log softmax = shifted - lse with shifted = x - rowmax and lse = log(sum(exp(shifted))): stable at any scale
-        shifted = x - x.max(axis=1, keepdims=True)
-        self.e = np.exp(shifted)
+        shifted, self.e = shifted_exp(x, 1)
         ones = ones_vector(c, x.dtype)
         self.sums = self.e @ ones
         # loss_i = -(1 - eps) logp[i, t_i] - eps / C sum_c logp[i, c]

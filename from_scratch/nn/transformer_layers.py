@@ -79,7 +79,28 @@ def _sublayer(x: Tensor, norm: LayerNorm, dropout: Dropout, fn: Callable[[Tensor
     return F.add_layer_norm(x, dropout(fn(x)), norm.weight, norm.bias, norm.eps, len(norm.normalized_shape))
 
 
-class EncoderLayer(Module):
+class _ResidualLayer(Module):
+    """What an encoder and a decoder layer hold, in PyTorch's order: their attentions (``attentions``
+    names them), the feed-forward block, then ``norm1``, ``norm2``, ... and ``dropout1``, ``dropout2``,
+    ..., one of each per sub-layer (the attentions and the feed-forward block)."""
+
+    attentions: tuple[str, ...] = ()
+
+    def __init__(self, hidden_size: int, num_heads: int, ff_size: int, dropout: float = 0.0,
+                 norm_first: bool = False):
+        super().__init__()
+        self.norm_first = norm_first
+        for name in self.attentions:
+            setattr(self, name, MultiHeadAttention(hidden_size, num_heads, dropout))
+        self.feed_forward = FeedForward(hidden_size, ff_size, dropout)
+        sublayers = range(1, len(self.attentions) + 2)
+        for i in sublayers:
+            setattr(self, f"norm{i}", LayerNorm(hidden_size))
+        for i in sublayers:
+            setattr(self, f"dropout{i}", Dropout(dropout))
+
+
+class EncoderLayer(_ResidualLayer):
     """Self-attention, then feed-forward, each wrapped in a residual connection and LayerNorm.
 
     ``norm_first=True`` normalises before each sub-layer (pre-norm) instead of after (post-norm).
@@ -87,21 +108,14 @@ class EncoderLayer(Module):
     Shape: x (B, S, hidden_size), mask broadcastable to (B, heads, S, S) -> (B, S, hidden_size).
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, ff_size: int, dropout: float = 0.0,
-                 norm_first: bool = False):
-        super().__init__()
-        self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(hidden_size, num_heads, dropout)
-        self.feed_forward = FeedForward(hidden_size, ff_size, dropout)
-        self.norm1, self.norm2 = LayerNorm(hidden_size), LayerNorm(hidden_size)
-        self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
+    attentions = ("self_attn",)
 
     def forward(self, x: Tensor, mask: Any = None) -> Tensor:
         x = _sublayer(x, self.norm1, self.dropout1, lambda h: self.self_attn(h, mask=mask), self.norm_first)
         return _sublayer(x, self.norm2, self.dropout2, self.feed_forward, self.norm_first)
 
 
-class DecoderLayer(Module):
+class DecoderLayer(_ResidualLayer):
     """Masked self-attention, attention over the encoder output (``cross_attn``), then feed-forward.
 
     With a ``cache`` dict (one per layer, see ``Transformer.init_cache``) ``x`` holds only the
@@ -112,15 +126,7 @@ class DecoderLayer(Module):
     (B, heads, T, T), src_mask to (B, heads, T, S) -> (B, T, hidden_size).
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, ff_size: int, dropout: float = 0.0,
-                 norm_first: bool = False):
-        super().__init__()
-        self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(hidden_size, num_heads, dropout)
-        self.cross_attn = MultiHeadAttention(hidden_size, num_heads, dropout)
-        self.feed_forward = FeedForward(hidden_size, ff_size, dropout)
-        self.norm1, self.norm2, self.norm3 = LayerNorm(hidden_size), LayerNorm(hidden_size), LayerNorm(hidden_size)
-        self.dropout1, self.dropout2, self.dropout3 = Dropout(dropout), Dropout(dropout), Dropout(dropout)
+    attentions = ("self_attn", "cross_attn")
 
     def _self_attend(self, h: Tensor, mask: Any, cache: dict | None) -> Tensor:
         if cache is None:  # the whole target at once
