@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from . import fused, ops, return_types
+from . import fused, ops, return_types, special
 from .index_ops import Cast, Gather, IndexAdd, ScatterAdd, check_index, check_index_shape
 from .reduce_ops import Cumsum, Norm, Prod
 
@@ -224,6 +224,14 @@ class TensorAPIMixin:
         """Index of the smallest value along ``dim`` (of the flattened tensor if None), the first if tied."""
         axis = None if dim is None else _one_axis("argmin", self.shape, dim)
         return self._make(_arg_reduce("argmin", np.argmin, self.data, axis, keepdim), False)
+
+    def erf(self) -> "Tensor":
+        """The error function, elementwise (``special.py``: Cody's approximation, float32 stays float32)."""
+        return special.Erf.apply(self)
+
+    def erfc(self) -> "Tensor":
+        """1 - erf(x), accurate where it is tiny (the exact GELU's normal CDF uses it)."""
+        return special.Erfc.apply(self)
 
     @dim_alias
     def cumsum(self, dim: int) -> "Tensor":

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-from ..autograd.special import Erfc
 from ..autograd.tensor import Tensor
 from ..autograd.ops import _check_axis
 from ..autograd.tensor_api import dim_alias
@@ -34,7 +33,7 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     if approximate != "none":
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     # Phi(x) = erfc(-x / sqrt(2)) / 2, which stays accurate where Phi is tiny (1 + erf would round to 0)
-    return (0.5 * x) * Erfc.apply(x * (-1 / math.sqrt(2)))
+    return (0.5 * x) * (x * (-1 / math.sqrt(2))).erfc()
 
 
 @dim_alias
