@@ -1,7 +1,10 @@
-"""The primitive differentiable ops. Everything else in the library is composed from these.
+"""The core primitive differentiable ops: arithmetic, elementwise functions, sums and max, movement.
 
-Each ``backward`` returns one gradient per tensor input; broadcasting inputs get their
-gradient summed back to their own shape with ``unbroadcast``.
+More primitives sit beside this file: ``reduce_ops.py`` (cumsum, prod, norm), ``index_ops.py``
+(gather, scatter, casts) and ``special.py`` (erf, erfc). The fused ops (``fused*.py``) are fast
+paths, each standing beside a plain version composed from the primitives (``functional/*_simple``,
+``nn.RNNCell``/``LSTMCell``/``GRUCell``). Each ``backward`` returns one gradient per tensor input;
+broadcasting inputs get their gradient summed back to their own shape with ``unbroadcast``.
 """
 from __future__ import annotations
 
@@ -277,7 +280,7 @@ class Clip(Function):
 
 # ---------------------------------------------------------------- reductions
 
-def _check_axis(name: str, shape: tuple, axis: Any) -> Any:
+def check_axis(name: str, shape: tuple, axis: Any) -> Any:
     """Return ``axis`` as a tuple of non-negative axes, or raise naming the bad axis and the shape."""
     if axis is None:
         return None
@@ -291,7 +294,7 @@ def _check_axis(name: str, shape: tuple, axis: Any) -> Any:
     return axes
 
 
-def _check_new_axis(name: str, shape: tuple, axis: int) -> int:
+def check_new_axis(name: str, shape: tuple, axis: int) -> int:
     """Return where a new axis goes (``unsqueeze``, ``stack``) as a non-negative position, or raise."""
     if not -len(shape) - 1 <= axis <= len(shape):
         raise ValueError(f"{name}: axis {axis} is out of range for a tensor of shape {shape} "
@@ -301,7 +304,7 @@ def _check_new_axis(name: str, shape: tuple, axis: int) -> int:
 
 class Sum(Function):
     def forward(self, a, axis=None, keepdims=False, name="sum"):
-        self.shape, self.axis, self.keepdims = a.shape, _check_axis(name, a.shape, axis), keepdims
+        self.shape, self.axis, self.keepdims = a.shape, check_axis(name, a.shape, axis), keepdims
         return np.sum(a, axis=self.axis, keepdims=keepdims)
 
     def backward(self, g):
@@ -311,10 +314,11 @@ class Sum(Function):
 
 
 class Max(Function):
-    """amax over axes; ties share the gradient equally (PyTorch's amax rule)."""
+    """amax over axes, or amin with ``largest=False`` (one op: min is max with the comparison turned
+    round); ties share the gradient equally (PyTorch's amax rule)."""
 
     def forward(self, a, axis=None, keepdims=False, largest=True):
-        self.axis, self.keepdims = _check_axis("max" if largest else "min", a.shape, axis), keepdims
+        self.axis, self.keepdims = check_axis("max" if largest else "min", a.shape, axis), keepdims
         out = (np.amax if largest else np.amin)(a, axis=self.axis, keepdims=True)
         self.mask = a == out
         return out if keepdims else (out.reshape(()) if self.axis is None else np.squeeze(out, self.axis))
@@ -389,7 +393,7 @@ class Cat(Function):
     def forward(self, *arrays, axis=0):
         if not arrays:
             raise ValueError("cat: got no tensors")
-        _check_axis("cat", arrays[0].shape, axis)
+        check_axis("cat", arrays[0].shape, axis)
         self.axis = axis
         self.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
         try:

@@ -218,6 +218,7 @@ class Tensor(TensorAPIMixin):
         return ops.Maximum.apply(self, self._lift(other))
 
     def minimum(self, other: Any) -> "Tensor":
+        # ops.Maximum serves both: largest=False picks the smaller, with the same tie rule
         return ops.Maximum.apply(self, self._lift(other), largest=False)
 
     def masked_fill(self, mask: Any, value: float) -> "Tensor":
@@ -253,6 +254,7 @@ class Tensor(TensorAPIMixin):
 
     @indices_by_dim(np.argmin)
     def min(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
+        # ops.Max serves both: largest=False picks the smallest, with the same tie rule
         return ops.Max.apply(self, axis=axis, keepdims=keepdims, largest=False)
 
     # ------------------------------------------------------------ shape
@@ -266,7 +268,7 @@ class Tensor(TensorAPIMixin):
         s = self.shape
         if not s:
             return self.reshape(1)
-        (start,), (end,) = ops._check_axis("flatten", s, start_dim), ops._check_axis("flatten", s, end_dim)
+        (start,), (end,) = ops.check_axis("flatten", s, start_dim), ops.check_axis("flatten", s, end_dim)
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (tensor shape {s})")
         return self.reshape(s[:start] + (-1,) + s[end + 1:])
@@ -276,7 +278,7 @@ class Tensor(TensorAPIMixin):
         return ops.Permute.apply(self, dims=dims)
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> "Tensor":
-        (dim0,), (dim1,) = (ops._check_axis("transpose", self.shape, d) for d in (dim0, dim1))
+        (dim0,), (dim1,) = (ops.check_axis("transpose", self.shape, d) for d in (dim0, dim1))
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(*dims)
@@ -287,14 +289,14 @@ class Tensor(TensorAPIMixin):
     def squeeze(self, axis: int | None = None) -> "Tensor":
         if axis is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        (axis,) = ops._check_axis("squeeze", self.shape, axis)
+        (axis,) = ops.check_axis("squeeze", self.shape, axis)
         if self.shape[axis] != 1:
             return self
         return self.reshape(self.shape[:axis] + self.shape[axis + 1:])
 
     @dim_alias
     def unsqueeze(self, axis: int) -> "Tensor":
-        axis = ops._check_new_axis("unsqueeze", self.shape, axis)
+        axis = ops.check_new_axis("unsqueeze", self.shape, axis)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     def expand(self, *shape: Any) -> "Tensor":
@@ -312,7 +314,7 @@ class Tensor(TensorAPIMixin):
     @dim_alias
     def split(self, size_or_sections: int | Sequence[int], axis: int = 0) -> list["Tensor"]:
         """Split into pieces of ``size`` along ``axis`` (or of the given sizes), like ``torch.split``."""
-        (axis,) = ops._check_axis("split", self.shape, axis)
+        (axis,) = ops.check_axis("split", self.shape, axis)
         n = self.shape[axis]
         sizes = ([size_or_sections] * -(-n // size_or_sections) if isinstance(size_or_sections, int)
                  else list(size_or_sections))
@@ -326,7 +328,7 @@ class Tensor(TensorAPIMixin):
 
     @dim_alias
     def chunk(self, chunks: int, axis: int = 0) -> list["Tensor"]:
-        (axis,) = ops._check_axis("chunk", self.shape, axis)
+        (axis,) = ops.check_axis("chunk", self.shape, axis)
         return self.split(-(-self.shape[axis] // chunks), axis)
 
     @staticmethod
@@ -382,7 +384,7 @@ def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
         raise ValueError("stack: got no tensors")
     if any(t.shape != tensors[0].shape for t in tensors):
         raise ValueError(f"stack: shapes {', '.join(str(t.shape) for t in tensors)} differ (stack needs equal shapes)")
-    axis = ops._check_new_axis("stack", tensors[0].shape, axis)
+    axis = ops.check_new_axis("stack", tensors[0].shape, axis)
     return cat([t.unsqueeze(axis) for t in tensors], axis)
 
 

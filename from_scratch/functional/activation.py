@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ..autograd.tensor import Tensor
-from ..autograd.ops import _check_axis
+from ..autograd.ops import check_axis
 from ..autograd.tensor_api import dim_alias
 from .fastpath import fused_enabled
 from .inputs import as_tensor
@@ -61,7 +61,7 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     s * (g - sum(g * s)), instead of five; forward + backward 56 us against 68 us plain (16x10x20).
     """
     x = as_tensor(x, "softmax")
-    _check_axis("softmax", x.shape, dim)
+    check_axis("softmax", x.shape, dim)
     return x.softmax(dim) if fused_enabled() else softmax_simple(x, dim)
 
 
@@ -74,5 +74,5 @@ def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     g - softmax * sum(g), instead of six; forward + backward 40 us against 64 us plain (16x10x20).
     """
     x = as_tensor(x, "log_softmax")
-    _check_axis("log_softmax", x.shape, dim)
+    check_axis("log_softmax", x.shape, dim)
     return x.log_softmax(dim) if fused_enabled() else log_softmax_simple(x, dim)

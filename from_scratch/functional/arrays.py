@@ -73,7 +73,7 @@ def _pad_constant(x: Tensor, axis: int, before: int, after: int, value: float) -
     for amount, where in ((before, 0), (after, 1)):
         if amount > 0:
             shape = x.shape[:axis] + (amount,) + x.shape[axis + 1:]
-            blocks.insert(where * len(blocks), Tensor._make(np.full(shape, value, x.dtype), False))
+            blocks.insert(where * len(blocks), Tensor(np.full(shape, value, x.dtype), dtype=x.dtype))
     return cat(blocks, axis) if len(blocks) > 1 else x
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import fused
-from ..autograd.ops import _check_axis
+from ..autograd.ops import check_axis
 from ..autograd.tensor import Tensor
 from .activation import log_softmax, log_softmax_simple
 from .fastpath import fused_enabled
@@ -34,7 +34,7 @@ def _classes_last(name: str, input: Any, target: Any, class_axis: int) -> tuple[
     t = np.asarray(target.data if isinstance(target, Tensor) else target)
     if x.ndim == 0:
         raise ValueError(f"{name}: input must have a class axis, got a scalar")
-    (axis,) = _check_axis(name, x.shape, class_axis)
+    (axis,) = check_axis(name, x.shape, class_axis)
     shape = x.shape
     if axis != x.ndim - 1:
         x = x.permute(*[d for d in range(x.ndim) if d != axis], axis)
@@ -164,7 +164,8 @@ def _reduce(name: str, loss: Tensor, reduction: str) -> Tensor:
 def _pair(name: str, input: Any, target: Any) -> tuple[Tensor, Tensor]:
     """Input and target as Tensors of one shape (PyTorch would broadcast with a warning; we refuse)."""
     input = as_tensor(input, name)
-    target = input._lift(target) if not isinstance(target, Tensor) else target
+    if not isinstance(target, Tensor):  # a constant of the input's float dtype
+        target = Tensor(target, dtype=input.dtype) if input.dtype.kind == "f" else Tensor(target)
     if input.shape != target.shape:
         raise ValueError(f"{name}: input of shape {input.shape} and target of shape {target.shape} differ")
     return input, target

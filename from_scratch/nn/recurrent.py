@@ -66,7 +66,7 @@ class RNNCellBase(Module):
                              f"or ({self.input_size},)")
         shape = x.shape[:-1] + (self.hidden_size,)
         if state is None:
-            return Tensor._make(np.zeros(shape, x.dtype), False)
+            return Tensor(np.zeros(shape, x.dtype), dtype=x.dtype)
         state = as_tensor(state, type(self).__name__, name)
         _check_state(type(self).__name__, name, state, shape, x)
         return state
@@ -192,7 +192,7 @@ class RNNBase(Module):
         """Split an initial state (num_layers, B, H) (or (num_layers, H) unbatched) into one per layer."""
         shape = (self.num_layers, seq.shape[1], self.hidden_size)
         if state is None:
-            return [Tensor._make(np.zeros(shape[1:], seq.dtype), False)] * self.num_layers
+            return [Tensor(np.zeros(shape[1:], seq.dtype), dtype=seq.dtype)] * self.num_layers
         state = as_tensor(state, type(self).__name__, name)
         _check_state(type(self).__name__, name, state, shape if x.ndim == 3 else shape[::2], x)
         state = state if x.ndim == 3 else state.unsqueeze(1)

@@ -183,7 +183,7 @@ class Transformer(Module):
         index = np.asarray(index)
         for layer in cache:
             for key, t in layer.items():
-                layer[key] = Tensor._make(t.data[index], False)
+                layer[key] = Tensor(t.data[index], dtype=t.dtype)
 
     def extra_repr(self) -> str:
         return f"vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, max_len={self.max_len}"

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .optimizer import Optimizer, _check
+from .optimizer import Optimizer, check_hyperparameter
 
 __all__ = ["Adam", "AdamW"]
 
@@ -55,11 +55,11 @@ class Adam(Optimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
         name, betas = type(self).__name__, group["betas"]
-        _check(len(betas) == 2, name, "betas", betas, "a pair (beta1, beta2)")
+        check_hyperparameter(len(betas) == 2, name, "betas", betas, "a pair (beta1, beta2)")
         for i, beta in enumerate(betas):
-            _check(0 <= beta < 1, name, f"beta at index {i}", beta, "in [0, 1)")
-        _check(group["eps"] >= 0, name, "eps", group["eps"], ">= 0")
-        _check(group["weight_decay"] >= 0, name, "weight_decay", group["weight_decay"], ">= 0")
+            check_hyperparameter(0 <= beta < 1, name, f"beta at index {i}", beta, "in [0, 1)")
+        check_hyperparameter(group["eps"] >= 0, name, "eps", group["eps"], ">= 0")
+        check_hyperparameter(group["weight_decay"] >= 0, name, "weight_decay", group["weight_decay"], ">= 0")
 
     def step(self) -> None:
         """Update every parameter that has a gradient."""
