@@ -116,7 +116,7 @@ def test_layer_reprs_match_torch():
                                  torch.nn.LayerNorm(8), torch.nn.Linear(8, 2, bias=False), torch.nn.Tanh(),
                                  torch.nn.Sigmoid(), torch.nn.ReLU())
     assert repr(ours) == repr(theirs)
-    assert repr(nn.Dropout(0.1)) == "Dropout(p=0.1)" and repr(nn.Softmax()) == "Softmax(axis=-1)"
+    assert repr(nn.Dropout(0.1)) == "Dropout(p=0.1)" and repr(nn.Softmax()) == repr(torch.nn.Softmax(dim=-1)) == "Softmax(dim=-1)"
 
 
 def test_constant_inits_fill_in_place_and_keep_the_dtype():
