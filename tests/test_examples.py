@@ -42,8 +42,8 @@ def assert_figure(path: Path) -> None:
 
 
 def test_every_example_is_tested():
-    assert SCRIPTS == ["attention_demo", "autograd_basics", "breast_cancer_mlp", "mlp_regression", "names",
-                       "reverse_transformer", "vit_digits"]
+    assert SCRIPTS == ["attention_demo", "autograd_basics", "breast_cancer_mlp", "cnn_digits", "mlp_regression",
+                       "names", "reverse_transformer", "vit_digits"]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -129,6 +129,21 @@ def test_vit_patches_are_the_image_tiles():
     assert patches.shape == (1, 16, 4)
     np.testing.assert_array_equal(patches[0, 0], [0, 1, 8, 9])     # top-left 2x2 tile
     np.testing.assert_array_equal(patches[0, 5], [18, 19, 26, 27])  # second tile row, second column
+
+
+def test_cnn_digits(tmp_path):
+    result = run("cnn_digits", tmp_path)
+    assert result["accuracy"] > result["majority"] + 0.6  # majority class: 10.3%
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_cnn_uses_the_vit_split_and_shapes():
+    cnn = load("cnn_digits")
+    from from_scratch import Tensor
+    np.testing.assert_array_equal(cnn.load_data()[3], load("vit_digits").load_data()[3])  # same test labels
+    model = cnn.CNN()
+    assert model(Tensor(np.zeros((3, 8, 8), np.float32))).shape == (3, 10)
+    assert "Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)" in repr(model)
 
 
 def test_reverse_transformer(tmp_path):

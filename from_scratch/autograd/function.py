@@ -79,16 +79,31 @@ def _check_finite(name: str, stage: str, *arrays: Any) -> None:
             raise FloatingPointError(f"detect_anomaly: {name}.{stage} produced NaN or inf")
 
 
+class InplaceClock:
+    """Counts in-place changes to tensors' data, library-wide. Each recorded op keeps the count at its
+    forward (``Function.stamp``) and each changed tensor the count at its last change, so backward
+    checks an op's inputs only if some tensor has changed since that op ran (one comparison per op)."""
+
+    now = 0
+
+
 class Function:
     """Base class of a differentiable op: subclass it with ``forward`` and ``backward``."""
 
     released = False  # set once backward has run and the saved arrays are freed
+    # Which input arrays (by position) and whether the output array ``backward`` reads: an in-place change
+    # to one of them between forward and backward is an error (see ``inplace.py``). None: every input,
+    # the safe default for an op written outside the library.
+    saved_inputs: tuple | None = None
+    saves_output = True
+    returns_view = False  # the output's array is a view of the first input's (reshape, permute, basic indexing)
     # True when backward always returns new arrays that nothing else holds: the engine then keeps them
     # as gradients without a defensive copy (it must copy views, or one array returned for two inputs).
     fresh_grads = False
     # Set by ``apply`` (which skips ``__init__``): the input tensors, and which of them need a gradient.
     parents: tuple
     needs_input_grad: tuple
+    stamp: int  # InplaceClock.now when the op was recorded
 
     def forward(self, *args: Any, **kwargs: Any) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__}.forward")
@@ -119,9 +134,10 @@ class Function:
         if _GradMode.anomaly:
             _check_finite(cls.__name__, "forward", data)
         out = object.__new__(_tensor_class)
-        out.data, out.grad = data, None
+        out.data, out.grad, out._vc = data, None, None
         if _GradMode.enabled and True in needs:
             out.requires_grad, out._ctx = True, ctx
+            ctx.stamp = InplaceClock.now
         else:
             out.requires_grad, out._ctx = False, None
         return out, ctx

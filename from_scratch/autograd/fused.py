@@ -16,17 +16,20 @@ import numpy as np
 from ..threads import matmul
 from .function import Function
 from .fused_attention import softmax_backward
-from .ops import mean_vector, ones_vector, sigmoid
+from .ops import as_rows, mean_vector, ones_vector, sigmoid
 
 
 def shifted_exp(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """x - max(x) along ``axis``, and its exp: the start of softmax, log-softmax and cross-entropy.
-    Subtracting the max changes none of them and keeps exp from overflowing."""
-    shifted = x - x.max(axis=axis, keepdims=True)
+    Subtracting the max changes none of them and keeps exp from overflowing (``initial`` lets an
+    empty axis through)."""
+    shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)
     return shifted, np.exp(shifted)
 
 
 class Softmax(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, x, axis=-1):
         self.axis = axis
         _, e = shifted_exp(x, axis)
@@ -40,6 +43,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, x, axis=-1):
         self.axis = axis
         shifted, e = shifted_exp(x, axis)
@@ -52,7 +57,13 @@ class LogSoftmax(Function):
 
 
 class CrossEntropy(Function):
-    """Softmax cross-entropy over the last axis with integer targets."""
+    """Softmax cross-entropy over the last axis with integer targets.
+
+    The "mean" of no targets (an empty batch, or every target ``ignore_index``) is NaN with a zero
+    gradient, as in PyTorch.
+    """
+
+    saved_inputs, saves_output = (), False
 
     def forward(self, logits, target=None, ignore_index=None, label_smoothing=0.0, reduction="mean"):
         c = logits.shape[-1]
@@ -73,16 +84,18 @@ class CrossEntropy(Function):
             loss -= (label_smoothing / c) * (shifted @ ones)
         if self.valid is not None:
             loss *= self.valid
-        self.count = len(t) if self.valid is None else max(int(self.valid.sum()), 1)
+        self.count = len(t) if self.valid is None else int(self.valid.sum())
         if reduction == "none":
             return loss.reshape(target.shape)
         total = loss.sum()
-        return total / np.asarray(self.count, dtype=logits.dtype) if reduction == "mean" else total
+        if reduction == "sum":
+            return total
+        return total / np.asarray(self.count, dtype=logits.dtype) if self.count else np.asarray(np.nan, logits.dtype)
 
     def backward(self, g):
         # d loss_i / d logits_i = softmax_i - (1 - eps) * onehot(t_i) - eps / C, times each row's weight w_i
         # (the incoming gradient, over the count for "mean", zero for ignored targets)
-        w = g.reshape(-1) if self.reduction == "none" else (g / self.count if self.reduction == "mean" else g)
+        w = g.reshape(-1) if self.reduction == "none" else (g / max(self.count, 1) if self.reduction == "mean" else g)
         if self.valid is not None:
             w = w * self.valid
         grad = self.e * (w / self.sums)[:, None]  # softmax * w, with one division per row
@@ -103,6 +116,7 @@ class LayerNorm(Function):
     product again rather than keep it, so only one array of the input's size is saved (x - mean).
     """
 
+    saved_inputs, saves_output = (1,), False
     fresh_grads = True
 
     def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
@@ -111,7 +125,7 @@ class LayerNorm(Function):
     def _normalize(self, x, weight, bias, ndim, eps, owned):
         """layer_norm(x); ``owned``: x is the caller's own new array, which may be centred in place."""
         self.shape = x.shape
-        x = x.reshape(-1, math.prod(x.shape[x.ndim - ndim:]))
+        x = x.reshape(math.prod(x.shape[:x.ndim - ndim]), math.prod(x.shape[x.ndim - ndim:]))
         self.avg = avg = mean_vector(x.shape[1], x.dtype)
         self.xc = xc = np.subtract(x, x.dot(avg)[:, None], out=x if owned else None)
         out = np.square(xc)
@@ -158,6 +172,7 @@ class LayerNorm(Function):
 class AddLayerNorm(LayerNorm):
     """``layer_norm(x + y)`` as one node: the residual "Add & Norm" of a post-norm Transformer layer."""
 
+    saved_inputs, saves_output = (2,), False
     fresh_grads = False  # x and y get the same gradient array: the engine must not add into it in place
 
     def forward(self, x, y, weight=None, bias=None, ndim=1, eps=1e-5):
@@ -169,41 +184,54 @@ class AddLayerNorm(LayerNorm):
         return (dx, dx, dw, db)[:len(needs)]
 
 
+def _reduce(loss: np.ndarray, reduction: str) -> np.ndarray:
+    """The elementwise ``loss`` reduced; the mean of no elements is NaN (as PyTorch's), without NumPy's warning."""
+    if reduction == "none":
+        return loss
+    if reduction == "sum" or loss.size:
+        return loss.sum() if reduction == "sum" else loss.mean()
+    return np.asarray(np.nan, loss.dtype)
+
+
 class BinaryCrossEntropy(Function):
     """Mean/sum binary cross-entropy on probabilities; logs clamped at -100 like PyTorch."""
+
+    saved_inputs, saves_output = (0, 1), False
 
     def forward(self, p, t, reduction="mean"):
         self.p, self.t, self.reduction = p, t, reduction
         with np.errstate(divide="ignore"):
             loss = -(t * np.maximum(np.log(p), -100) + (1 - t) * np.maximum(np.log1p(-p), -100))
-        return loss if reduction == "none" else (loss.mean() if reduction == "mean" else loss.sum())
+        return _reduce(loss, reduction)
 
     def backward(self, g):
         # dL/dp = (p - t) / (p (1 - p)), the denominator clamped away from zero
         p, t = self.p, self.t
         grad = g * (p - t) / np.maximum(p * (1 - p), 1e-12)
         if self.reduction == "mean":
-            grad = grad / p.size
+            grad = grad / max(p.size, 1)
         gt = None
         if self.needs_input_grad[1]:  # dL/dt = log(1 - p) - log(p)
             with np.errstate(divide="ignore"):
                 gt = g * (np.maximum(np.log1p(-p), -100) - np.maximum(np.log(p), -100))
-            gt = gt / p.size if self.reduction == "mean" else gt
+            gt = gt / max(p.size, 1) if self.reduction == "mean" else gt
         return grad.astype(p.dtype, copy=False), gt
 
 
 class BCEWithLogits(Function):
     """Binary cross-entropy on logits, stable at any magnitude."""
 
+    saved_inputs, saves_output = (0, 1), False
+
     def forward(self, x, t, reduction="mean"):
         self.x, self.t, self.reduction = x, t, reduction
         # max(x, 0) - x t + log(1 + exp(-|x|))
         loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
-        return loss if reduction == "none" else (loss.mean() if reduction == "mean" else loss.sum())
+        return _reduce(loss, reduction)
 
     def backward(self, g):
         # dL/dx = sigmoid(x) - t ; dL/dt = -x
-        scale = g / self.x.size if self.reduction == "mean" else g
+        scale = g / max(self.x.size, 1) if self.reduction == "mean" else g
         return ((sigmoid(self.x) - self.t) * scale,
                 -self.x * scale if self.needs_input_grad[1] else None)
 
@@ -215,16 +243,17 @@ class Linear(Function):
     index, add); folded it is one BLAS call each way, 5x faster at the tutorial's sizes.
     """
 
+    saved_inputs, saves_output = (0, 1), False
     fresh_grads = True
 
     def forward(self, x, weight, bias=None):
         self.shape, self.weight = x.shape, weight
-        self.x = x.reshape(-1, x.shape[-1])  # a view when x is contiguous
+        self.x = as_rows(x)
         return linear_forward(self.x, weight, bias).reshape(x.shape[:-1] + weight.shape[:1])
 
     def backward(self, g):
         needs = self.needs_input_grad
-        dx, dw, db = linear_grads(g.reshape(-1, g.shape[-1]), self.x, self.weight, *needs[:2],
+        dx, dw, db = linear_grads(as_rows(g), self.x, self.weight, *needs[:2],
                                   len(needs) > 2 and needs[2])
         return (None if dx is None else dx.reshape(self.shape)), dw, db
 
@@ -249,6 +278,7 @@ def linear_grads(g: np.ndarray, x: np.ndarray, w: np.ndarray, need_x: bool = Tru
 class Embedding(Function):
     """Rows ``weight[ids]``; the backward sums the gradients of repeated ids without ``np.add.at``."""
 
+    saved_inputs, saves_output = (), False
     fresh_grads = True
 
     def forward(self, weight, ids=None, padding_idx=None):
@@ -257,17 +287,19 @@ class Embedding(Function):
 
     def backward(self, g):
         ids, n = self.ids, self.shape[0]
-        g = g.reshape(len(ids), -1)
+        g = g.reshape(len(ids), math.prod(self.shape[1:]))  # (not -1: there may be no ids)
         if n <= 64:  # a small table (a vocabulary of 20): one-hot(ids)^T @ g is one cheap BLAS call
             onehot = np.zeros((len(ids), n), g.dtype)
             onehot[np.arange(len(ids)), ids] = 1
             grad = matmul(onehot.T, g)
-        else:  # sort the ids, then add up each run of equal ids in one call
+        elif len(ids):  # sort the ids, then add up each run of equal ids in one call
             order = np.argsort(ids, kind="stable")
             sorted_ids = ids[order]
             starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
             grad = np.zeros((n, g.shape[1]), g.dtype)
             grad[sorted_ids[starts]] = np.add.reduceat(g[order], starts, axis=0)
+        else:
+            grad = np.zeros((n, g.shape[1]), g.dtype)
         if self.padding_idx is not None:
             grad[self.padding_idx] = 0  # the padding row never learns (PyTorch's rule)
         return grad.reshape(self.shape)

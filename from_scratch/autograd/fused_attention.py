@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .function import Function
-from .ops import ones_vector, unbroadcast
+from .ops import as_rows, ones_vector, unbroadcast
 
 MASK_VALUE = -1e9  # the tutorials' additive mask value for hidden positions
 
@@ -33,8 +33,7 @@ def merge_heads(x: np.ndarray) -> np.ndarray:
 
 def _row_sums(x: np.ndarray) -> np.ndarray:
     # As one 2-D matrix-vector product: a stacked (4-D) one loops over the leading axes, ~1.5x slower.
-    n = x.shape[-1]
-    return (x.reshape(-1, n) @ ones_vector(n, x.dtype)).reshape(x.shape[:-1])
+    return (as_rows(x) @ ones_vector(x.shape[-1], x.dtype)).reshape(x.shape[:-1])
 
 
 def softmax_last_axis(scores: np.ndarray) -> np.ndarray:
@@ -44,29 +43,44 @@ def softmax_last_axis(scores: np.ndarray) -> np.ndarray:
     over a short axis is slow. The overall max is cheap and keeps exp from overflowing; a row far
     below it (row sum under e^-20, so terms below e^-60 of its max could underflow) is redone with
     its own max, as is a fully masked row. ``fmax`` skips NaN, so a NaN row stays NaN on its own.
+
+    A row whose every score is -inf (every key hidden) gets weights 0, not 0/0: PyTorch's rule for
+    ``scaled_dot_product_attention``, which makes such a query's output 0 and its gradients 0.
     """
+    if scores.size == 0:
+        return scores
     e = np.subtract(scores, np.fmax.reduce(scores, axis=None))
     np.exp(e, out=e)
     sums = _row_sums(e)
     if not sums.min() >= 2e-9:  # (NaN fails this test too)
         low = ~(sums >= 2e-9)
         rows = scores[low]
-        rows = np.exp(rows - rows.max(axis=-1, keepdims=True))
+        top = rows.max(axis=-1, keepdims=True)
+        hidden = top == -np.inf  # fully masked rows: exp(-inf - -inf) would be NaN
+        rows = np.exp(rows - np.where(hidden, 0, top))
         e[low] = rows
-        sums[low] = _row_sums(rows)
+        row_sums = _row_sums(rows)
+        row_sums[hidden[..., 0]] = 1  # their weights are all exp(-inf) = 0 already
+        sums[low] = row_sums
     e /= sums[..., None]
     return e
 
 
 def attention_weights(q: np.ndarray, k: np.ndarray, mask: np.ndarray | None,
                       scale: np.floating) -> tuple[np.ndarray, np.ndarray | None]:
-    """softmax(q k^T * scale + mask), and where a boolean mask hides scores (None if it hides none)."""
+    """softmax(q k^T * scale + mask), and where a boolean mask hides scores (None if it hides none).
+
+    The one rule of every attention path: a hidden key (boolean False, or additive -inf) gets weight
+    exactly 0, and a query that may see no key at all gets weights 0, so its output and gradients are
+    0 (PyTorch's ``scaled_dot_product_attention``). A finite additive value such as the tutorials'
+    -1e9 is an ordinary, very low score: a row of them only is not zeroed, as in PyTorch.
+    """
     scores = q @ k.swapaxes(-1, -2)
     scores *= scale
     hidden = None
     if mask is not None and mask.dtype == bool:
         hidden = ~mask
-        np.copyto(scores, MASK_VALUE, where=hidden)
+        np.copyto(scores, -np.inf, where=hidden)
     elif mask is not None:
         scores += mask
     return softmax_last_axis(scores), hidden
@@ -89,6 +103,7 @@ class AttentionWeights(Function):
     that needs a gradient is a third input.
     """
 
+    saved_inputs, saves_output = (0, 1), True
     fresh_grads = True
 
     def forward(self, q, k, mask_tensor=None, mask=None, scale=1.0, heads=None):
@@ -118,6 +133,7 @@ class AttentionWeights(Function):
 class AttendValues(Function):
     """weights (B, heads, T_q, T_k) @ values split into heads, merged back to (B, T_q, H)."""
 
+    saved_inputs, saves_output = (0, 1), False
     fresh_grads = True
 
     def forward(self, weights, v, heads=1):

@@ -18,6 +18,7 @@ import numpy as np
 from .function import Function
 from .fused import linear_forward, linear_grads
 from .fused_attention import attention_weights, softmax_backward, split_heads
+from .ops import as_rows
 
 
 class MultiHeadAttention(Function):
@@ -33,6 +34,7 @@ class MultiHeadAttention(Function):
     (None for no dropout). ``self.weights`` keeps the weights (before dropout).
     """
 
+    saved_inputs, saves_output = None, False
     fresh_grads = True
 
     def forward(self, *arrays, groups=(1, 1, 1), mask=None, heads=1, keep=None):
@@ -42,8 +44,8 @@ class MultiHeadAttention(Function):
         # Each source's projections as one product, x (B T, H) @ [W_1; ...]^T; the heads are views.
         self.inputs, self.packed_w, projections, start = [], [], [], 0
         for x, n in zip(sources, groups):
-            x2, w = x.reshape(-1, h), _stack((wq, wk, wv)[start:start + n])
-            out = linear_forward(x2, w, _stack((bq, bk, bv)[start:start + n])).reshape(b, -1, n * h)
+            x2, w = as_rows(x), _stack((wq, wk, wv)[start:start + n])
+            out = linear_forward(x2, w, _stack((bq, bk, bv)[start:start + n])).reshape(b, x.shape[1], n * h)
             projections += [split_heads(out[..., i * h:(i + 1) * h], heads) for i in range(n)]
             self.inputs.append(x2)
             self.packed_w.append(w)
@@ -55,13 +57,13 @@ class MultiHeadAttention(Function):
         # weights @ values, written straight into the heads-side-by-side layout (B, T_q, H)
         context = np.empty((b, t, h), self.q.dtype)
         np.matmul(self.dropped, self.v, out=split_heads(context, heads))
-        self.context = context.reshape(-1, h)
+        self.context = context.reshape(b * t, h)
         return linear_forward(self.context, self.wo, bo).reshape(b, t, h)
 
     def backward(self, g):
         needs, heads, h = self.needs_input_grad, self.heads, self.wo.shape[0]
         # Output projection, then back into the heads: d context (B, heads, T_q, d).
-        d_context, dwo, dbo = linear_grads(g.reshape(-1, h), self.context, self.wo, True)
+        d_context, dwo, dbo = linear_grads(as_rows(g), self.context, self.wo, True)
         d_context = split_heads(d_context.reshape(g.shape), heads)
         # context = dropped @ v: d dropped = d context v^T, dv = dropped^T d context.
         d_weights = d_context @ self.v.swapaxes(-1, -2)
@@ -71,16 +73,18 @@ class MultiHeadAttention(Function):
         ds *= self.scale  # scores = q k^T * scale: dq = ds k * scale, dk = ds^T q * scale
         # The q, k, v gradients are written straight into the layout of each packed product's output,
         # so each source's projection backward is again one product per gradient.
+        b, lengths = g.shape[0], [k.shape[2] for k in (self.q, self.k, self.v)]
+        lengths = [lengths[sum(self.groups[:i])] for i in range(len(self.groups))]  # each source's length
         d_packed = [np.empty((len(x2), n * h), g.dtype) for x2, n in zip(self.inputs, self.groups)]
-        d_qkv = [split_heads(d.reshape(g.shape[0], -1, n * h)[..., i * h:(i + 1) * h], heads)
-                 for d, n in zip(d_packed, self.groups) for i in range(n)]
+        d_qkv = [split_heads(d.reshape(b, t, n * h)[..., i * h:(i + 1) * h], heads)
+                 for d, t, n in zip(d_packed, lengths, self.groups) for i in range(n)]
         np.matmul(ds, self.k, out=d_qkv[0])
         np.matmul(ds.swapaxes(-1, -2), self.q, out=d_qkv[1])
         np.matmul(self.dropped.swapaxes(-1, -2), d_context, out=d_qkv[2])
         d_sources, d_params = [], []
-        for i, (d, x2, w, n) in enumerate(zip(d_packed, self.inputs, self.packed_w, self.groups)):
+        for i, (d, x2, w, t, n) in enumerate(zip(d_packed, self.inputs, self.packed_w, lengths, self.groups)):
             dx, dw, db = linear_grads(d, x2, w, needs[i])
-            d_sources.append(None if dx is None else dx.reshape(g.shape[0], -1, h))
+            d_sources.append(None if dx is None else dx.reshape(b, t, h))
             d_params += [a for j in range(n) for a in (dw[j * h:(j + 1) * h], db[j * h:(j + 1) * h])]
         return (*d_sources, *d_params, dwo, dbo)
 
@@ -96,11 +100,12 @@ class FeedForward(Function):
     dropout's multiplier on the hidden units (None for no dropout).
     """
 
+    saved_inputs, saves_output = (0, 1, 3), False
     fresh_grads = True
 
     def forward(self, x, w1, b1, w2, b2, keep=None):
         self.shape, self.w1, self.w2 = x.shape, w1, w2
-        self.x2 = x.reshape(-1, x.shape[-1])
+        self.x2 = as_rows(x)
         hidden = linear_forward(self.x2, w1, b1)
         # ReLU as a product with its 0/1 mask, which is also its gradient (faster than np.maximum(h, 0)).
         self.mask = (hidden > 0).astype(hidden.dtype)
@@ -111,7 +116,7 @@ class FeedForward(Function):
         return linear_forward(self.act, w2, b2).reshape(x.shape[:-1] + (w2.shape[0],))
 
     def backward(self, g):
-        d_act, dw2, db2 = linear_grads(g.reshape(-1, g.shape[-1]), self.act, self.w2, True)
+        d_act, dw2, db2 = linear_grads(as_rows(g), self.act, self.w2, True)
         d_act *= self.mask
         dx, dw1, db1 = linear_grads(d_act, self.x2, self.w1, self.needs_input_grad[0])
         return None if dx is None else dx.reshape(self.shape), dw1, db1, dw2, db2

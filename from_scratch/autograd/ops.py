@@ -9,6 +9,7 @@ broadcasting inputs get their gradient summed back to their own shape with ``unb
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,12 @@ def mean_vector(n: int, dtype: np.dtype) -> np.ndarray:
     return _filled_vector(n, 1 / max(n, 1), dtype)
 
 
+def as_rows(x: np.ndarray) -> np.ndarray:
+    """``x`` as a (rows, last axis) matrix, a view when it can be; unlike ``reshape(-1, n)`` also with no elements."""
+    n = x.shape[-1]
+    return x.reshape(-1, n) if n else x.reshape(math.prod(x.shape[:-1]), 0)
+
+
 def _broadcast_error(name: str, sym: str, a: np.ndarray, b: np.ndarray) -> ValueError:
     return ValueError(f"{name}: {a.shape} {sym} {b.shape}: shapes cannot broadcast")
 
@@ -66,6 +73,7 @@ class _Binary(Function):
 
 
 class Add(_Binary):
+    saved_inputs, saves_output = (), False
     sym = "+"
     _op = staticmethod(np.add)
 
@@ -75,6 +83,7 @@ class Add(_Binary):
 
 
 class Sub(_Binary):
+    saved_inputs, saves_output = (), False
     sym = "-"
     _op = staticmethod(np.subtract)
 
@@ -84,6 +93,7 @@ class Sub(_Binary):
 
 
 class Mul(_Binary):
+    saved_inputs, saves_output = (0, 1), False
     sym = "*"
 
     def _op(self, a, b):
@@ -96,6 +106,7 @@ class Mul(_Binary):
 
 
 class Div(_Binary):
+    saved_inputs, saves_output = (1,), True
     sym = "/"
 
     def _op(self, a, b):
@@ -111,6 +122,7 @@ class Div(_Binary):
 
 
 class Pow(_Binary):
+    saved_inputs, saves_output = (0, 1), True
     sym = "**"
 
     def _op(self, a, b):
@@ -134,6 +146,7 @@ class Pow(_Binary):
 
 class Maximum(Function):
     """Elementwise maximum, or minimum with ``largest=False``."""
+    saved_inputs, saves_output = (0, 1), False
 
     def forward(self, a, b, largest=True):
         self.a, self.b, self.largest = a, b, largest
@@ -151,6 +164,8 @@ class Maximum(Function):
 
 
 class MatMul(Function):
+    saved_inputs, saves_output = (0, 1), False
+
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError(f"matmul: {a.shape} @ {b.shape}: both operands need at least one dimension")
@@ -188,6 +203,8 @@ class MatMul(Function):
 # ---------------------------------------------------------------- unary
 
 class Neg(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a):
         return -a
 
@@ -196,6 +213,8 @@ class Neg(Function):
 
 
 class Exp(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, a):
         self.out = np.exp(a)
         return self.out
@@ -205,6 +224,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    saved_inputs, saves_output = (0,), False
+
     def forward(self, a):
         self.a = a
         return np.log(a)
@@ -214,15 +235,24 @@ class Log(Function):
 
 
 class Sqrt(Function):
-    def forward(self, a):
-        self.out = np.sqrt(a)
+    saved_inputs, saves_output = (), True
+
+    def forward(self, a, zero_at_zero=False):
+        self.out, self.zero_at_zero = np.sqrt(a), zero_at_zero
         return self.out
 
     def backward(self, g):
+        # d sqrt(a) = 1 / (2 sqrt(a)), infinite at a = 0; ``zero_at_zero`` takes it as 0 there, which is
+        # PyTorch's gradient of std and norm at constant data (a subgradient: the minimum of a cone).
+        if self.zero_at_zero:
+            return np.divide(g, 2 * self.out, out=np.zeros(np.broadcast_shapes(g.shape, self.out.shape), g.dtype),
+                             where=self.out != 0)
         return g / (2 * self.out)
 
 
 class Abs(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a):
         self.sign = np.sign(a)
         return np.abs(a)
@@ -232,6 +262,8 @@ class Abs(Function):
 
 
 class Tanh(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, a):
         self.out = np.tanh(a)
         return self.out
@@ -246,6 +278,8 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
 
 
 class Sigmoid(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, a):
         self.out = sigmoid(a)
         return self.out
@@ -255,6 +289,8 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a):
         # A 0/1 mask in a's dtype: a float-by-bool product is a slow mixed-type loop in NumPy.
         self.mask = (a > 0).astype(a.dtype)
@@ -265,6 +301,8 @@ class ReLU(Function):
 
 
 class Clip(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a, lo=None, hi=None):
         # PyTorch's clamp passes the gradient where lo <= a <= hi.
         self.mask = np.ones(a.shape, dtype=bool)
@@ -303,6 +341,8 @@ def check_new_axis(name: str, shape: tuple, axis: int) -> int:
 
 
 class Sum(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a, axis=None, keepdims=False, name="sum"):
         self.shape, self.axis, self.keepdims = a.shape, check_axis(name, a.shape, axis), keepdims
         return np.sum(a, axis=self.axis, keepdims=keepdims)
@@ -316,9 +356,14 @@ class Sum(Function):
 class Max(Function):
     """amax over axes, or amin with ``largest=False`` (one op: min is max with the comparison turned
     round); ties share the gradient equally (PyTorch's amax rule)."""
+    saved_inputs, saves_output = (), False
 
     def forward(self, a, axis=None, keepdims=False, largest=True):
-        self.axis, self.keepdims = check_axis("max" if largest else "min", a.shape, axis), keepdims
+        name = "max" if largest else "min"
+        self.axis, self.keepdims = check_axis(name, a.shape, axis), keepdims
+        if a.size == 0 and (self.axis is None or not all(a.shape[i] for i in self.axis)):
+            raise ValueError(f"{name}: cannot reduce over an empty axis (tensor shape {a.shape}, axis {axis}): "
+                             f"the {name} of nothing is undefined, as in PyTorch")
         out = (np.amax if largest else np.amin)(a, axis=self.axis, keepdims=True)
         self.mask = a == out
         return out if keepdims else (out.reshape(()) if self.axis is None else np.squeeze(out, self.axis))
@@ -333,29 +378,43 @@ class Max(Function):
 # ---------------------------------------------------------------- movement
 
 class Reshape(Function):
+    saved_inputs, saves_output = (), False
+    returns_view = True
+
     def forward(self, a, shape=()):
         self.shape = a.shape
         try:
             return a.reshape(shape)
         except ValueError:
             raise ValueError(f"reshape: cannot reshape {a.shape} ({a.size} elements) to {tuple(shape)}") from None
+        except TypeError:
+            raise TypeError(f"reshape: sizes must be integers, got {tuple(shape)}") from None
 
     def backward(self, g):
         return g.reshape(self.shape)
 
 
 class Permute(Function):
+    saved_inputs, saves_output = (), False
+    returns_view = True
+
     def forward(self, a, dims=()):
-        if sorted(d % max(a.ndim, 1) for d in dims) != list(range(a.ndim)):
+        if sorted(d + a.ndim if d < 0 else d for d in dims) != list(range(a.ndim)):
             raise ValueError(f"permute: {tuple(dims)} is not a permutation of the {a.ndim} axes of {a.shape}")
         self.dims = dims
-        return a.transpose(dims)
+        try:
+            return a.transpose(dims)
+        except TypeError:
+            raise TypeError(f"permute: axes must be integers, got {tuple(dims)}") from None
 
     def backward(self, g):
         return g.transpose(np.argsort([d % g.ndim for d in self.dims]))
 
 
 class Expand(Function):
+    saved_inputs, saves_output = (), False
+    returns_view = True
+
     def forward(self, a, shape=()):
         self.shape = a.shape
         try:
@@ -373,6 +432,9 @@ def _is_basic(index: Any) -> bool:
 
 
 class GetItem(Function):
+    saved_inputs, saves_output = (), False
+    returns_view = property(lambda self: _is_basic(self.index))  # basic indexing gives a view, fancy a copy
+
     def forward(self, a, index=None):
         self.shape, self.dtype, self.index = a.shape, a.dtype, index
         try:
@@ -390,6 +452,8 @@ class GetItem(Function):
 
 
 class Cat(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, *arrays, axis=0):
         if not arrays:
             raise ValueError("cat: got no tensors")
@@ -407,6 +471,8 @@ class Cat(Function):
 
 
 class Where(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a, b, cond=None):
         self.cond, self.a_shape, self.b_shape = cond, a.shape, b.shape
         try:

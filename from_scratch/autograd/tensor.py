@@ -3,30 +3,17 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+import math
+
 import numpy as np
 
-from . import function, ops
-from .function import Function, _check_finite, _GradMode, detect_anomaly, enable_grad, is_grad_enabled, no_grad
+from . import function, graph, inplace, ops
+from .dtypes import constant_dtype, get_default_dtype, operand_dtypes, set_default_dtype
+from .function import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .tensor_api import TensorAPIMixin, dim_alias, indices_by_dim
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
            "set_default_dtype", "get_default_dtype", "cat", "stack", "where"]
-
-_default_dtype = [np.dtype(np.float32)]
-
-
-def set_default_dtype(dtype: Any) -> None:
-    """Set the float dtype that new tensors made from Python floats or float arrays get."""
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"set_default_dtype: {dtype} is not a floating dtype")
-    _default_dtype[0] = dtype
-
-
-def get_default_dtype() -> np.dtype:
-    """Return the default float dtype (float32 unless changed)."""
-    return _default_dtype[0]
-
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
@@ -35,7 +22,7 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
         return np.asarray(data, dtype=dtype)
     arr = np.asarray(data)
     if arr.dtype.kind == "f":
-        return arr.astype(_default_dtype[0], copy=False)  # floats become the default dtype
+        return arr.astype(get_default_dtype(), copy=False)  # floats become the default dtype
     if arr.dtype.kind not in "iub":
         raise TypeError(f"Tensor: cannot hold data of dtype {arr.dtype}")
     return arr
@@ -44,7 +31,8 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
 class Tensor(TensorAPIMixin):
     """An n-dimensional array with reverse-mode automatic differentiation."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    # _vc: the version counter (see inplace.py), made on first use; _history: values before in-place changes
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_vc", "_history", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected ops
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
@@ -54,12 +42,13 @@ class Tensor(TensorAPIMixin):
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
         self._ctx: Function | None = None
+        self._vc: list | None = None
 
     @classmethod
     def _make(cls, data: np.ndarray, requires_grad: bool) -> "Tensor":
         # Fast constructor for op outputs: no conversion, no checks.
         t = object.__new__(Tensor)
-        t.data, t.grad, t.requires_grad, t._ctx = data, None, requires_grad, None
+        t.data, t.grad, t.requires_grad, t._ctx, t._vc = data, None, requires_grad, None, None
         return t
 
     # ------------------------------------------------------------ attributes
@@ -68,6 +57,8 @@ class Tensor(TensorAPIMixin):
     dtype = property(lambda self: self.data.dtype)
     T = property(lambda self: self.permute(*range(self.ndim - 1, -1, -1)))
     is_leaf = property(lambda self: self._ctx is None)
+    _creator = property(lambda self: self._ctx)  # the Function that made this tensor (None for a leaf): PyTorch's grad_fn
+    _version = property(inplace.version)  # how many in-place changes this tensor's data has seen
 
     def item(self) -> float:
         return self.data.item()
@@ -79,8 +70,8 @@ class Tensor(TensorAPIMixin):
         return self.data.tolist()
 
     def detach(self) -> "Tensor":
-        """Return a tensor sharing this data, cut from the graph."""
-        return Tensor._make(self.data, False)
+        """Return a tensor sharing this data (and its version counter), cut from the graph."""
+        return inplace.share_version(Tensor._make(self.data, False), self)
 
     def astype(self, dtype: Any) -> "Tensor":
         """Return a copy converted to ``dtype``, cut from the graph."""
@@ -128,39 +119,7 @@ class Tensor(TensorAPIMixin):
         if self._ctx is None:
             self._accumulate(grad)
             return
-        anomaly = _GradMode.anomaly
-        grads = {self: grad}  # pending gradient of each non-leaf (Tensors hash by identity)
-        owned = set()  # the tensors whose pending gradient is a sum made here, safe to add into in place
-        for node in reversed(_topological_order(self)):
-            g = grads.pop(node, None)
-            if g is None:  # every consumer returned None for it
-                continue
-            ctx = node._ctx
-            in_grads = ctx.backward(g)
-            if type(in_grads) is not tuple:
-                in_grads = (in_grads,)
-            if anomaly:
-                _check_finite(type(ctx).__name__, "backward", *in_grads)
-            fresh = ctx.fresh_grads
-            for parent, pg in zip(ctx.parents, in_grads):
-                if pg is None or not parent.requires_grad:
-                    continue
-                if pg.shape != parent.data.shape:
-                    raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape "
-                                       f"{pg.shape} for an input of shape {parent.data.shape}")
-                if parent._ctx is None:
-                    parent._accumulate(pg, fresh)
-                elif parent not in grads:  # unless fresh, pg may be a view or shared: never written into
-                    grads[parent] = pg
-                    if fresh:
-                        owned.add(parent)
-                elif parent in owned:
-                    grads[parent] += pg
-                else:
-                    grads[parent] = grads[parent] + pg
-                    owned.add(parent)
-            if not retain_graph:
-                ctx.release()
+        graph.run_backward(self, grad, retain_graph)
 
     def _accumulate(self, g: np.ndarray, fresh: bool = False) -> None:
         if self.grad is None:
@@ -171,25 +130,43 @@ class Tensor(TensorAPIMixin):
 
     # ------------------------------------------------------------ arithmetic
     def _lift(self, other: Any) -> "Tensor":
-        """Wrap a number or ndarray as a constant tensor of this tensor's float dtype."""
+        """Wrap a number, list or ndarray as a constant tensor of the dtype the promotion rule gives it
+        beside this tensor (see dtypes.py): this tensor's own dtype when that is a float."""
         if isinstance(other, Tensor):
             return other
-        if self.data.dtype.kind == "f":
-            return Tensor._make(np.asarray(other, dtype=self.data.dtype), False)
-        return Tensor(other)
+        dtype = self.data.dtype
+        if dtype.kind != "f":
+            dtype = constant_dtype(dtype, other)
+            if dtype is None:
+                return Tensor(other)
+        return Tensor._make(np.asarray(other, dtype=dtype), False)
 
-    def __add__(self, o): return ops.Add.apply(self, self._lift(o))
-    def __radd__(self, o): return ops.Add.apply(self._lift(o), self)
-    def __sub__(self, o): return ops.Sub.apply(self, self._lift(o))
-    def __rsub__(self, o): return ops.Sub.apply(self._lift(o), self)
-    def __mul__(self, o): return ops.Mul.apply(self, self._lift(o))
-    def __rmul__(self, o): return ops.Mul.apply(self._lift(o), self)
-    def __truediv__(self, o): return ops.Div.apply(self, self._lift(o))
-    def __rtruediv__(self, o): return ops.Div.apply(self._lift(o), self)
-    def __pow__(self, o): return ops.Pow.apply(self, self._lift(o))
-    def __rpow__(self, o): return ops.Pow.apply(self._lift(o), self)
-    def __matmul__(self, o): return ops.MatMul.apply(self, self._lift(o))
-    def __rmatmul__(self, o): return ops.MatMul.apply(self._lift(o), self)
+    def _operands(self, other: Any, floating: bool = False) -> tuple["Tensor", "Tensor"]:
+        """Self and other as an op takes them: cast by the promotion rule (dtypes.py), the one place it is
+        applied; ``floating``: the op's result is a float whatever its inputs (true division)."""
+        b = other if isinstance(other, Tensor) else self._lift(other)
+        if self.data.dtype.kind == "f" and b.data.dtype.kind == "f":
+            return self, b
+        da, db = operand_dtypes(self.data.dtype, b.data.dtype, floating)
+        return (self if da is None else Tensor._make(self.data.astype(da), False),
+                b if db is None else Tensor._make(b.data.astype(db), False))
+
+    def _floating(self) -> "Tensor":
+        """This tensor, or for integer or bool data a constant copy in the default float dtype (float ops)."""
+        return self if self.data.dtype.kind == "f" else Tensor._make(self.data.astype(get_default_dtype()), False)
+
+    def __add__(self, o): return ops.Add.apply(*self._operands(o))
+    def __radd__(self, o): return ops.Add.apply(*self._operands(o)[::-1])
+    def __sub__(self, o): return ops.Sub.apply(*self._operands(o))
+    def __rsub__(self, o): return ops.Sub.apply(*self._operands(o)[::-1])
+    def __mul__(self, o): return ops.Mul.apply(*self._operands(o))
+    def __rmul__(self, o): return ops.Mul.apply(*self._operands(o)[::-1])
+    def __truediv__(self, o): return ops.Div.apply(*self._operands(o, floating=True))
+    def __rtruediv__(self, o): return ops.Div.apply(*self._operands(o, floating=True)[::-1])
+    def __pow__(self, o): return ops.Pow.apply(*self._operands(o))
+    def __rpow__(self, o): return ops.Pow.apply(*self._operands(o)[::-1])
+    def __matmul__(self, o): return ops.MatMul.apply(*self._operands(o))
+    def __rmatmul__(self, o): return ops.MatMul.apply(*self._operands(o)[::-1])
     def __neg__(self): return ops.Neg.apply(self)
 
     # Comparisons give bool tensors with no gradient.
@@ -201,12 +178,12 @@ class Tensor(TensorAPIMixin):
     def __ge__(self, o): return _compare(np.greater_equal, "ge", ">=", self, o)
 
     # ------------------------------------------------------------ elementwise
-    def exp(self): return ops.Exp.apply(self)
-    def log(self): return ops.Log.apply(self)
-    def sqrt(self): return ops.Sqrt.apply(self)
+    def exp(self): return ops.Exp.apply(self._floating())
+    def log(self): return ops.Log.apply(self._floating())
+    def sqrt(self): return ops.Sqrt.apply(self._floating())
     def abs(self): return ops.Abs.apply(self)
-    def tanh(self): return ops.Tanh.apply(self)
-    def sigmoid(self): return ops.Sigmoid.apply(self)
+    def tanh(self): return ops.Tanh.apply(self._floating())
+    def sigmoid(self): return ops.Sigmoid.apply(self._floating())
     def relu(self): return ops.ReLU.apply(self)
 
     def clip(self, min: float | None = None, max: float | None = None) -> "Tensor":
@@ -215,11 +192,11 @@ class Tensor(TensorAPIMixin):
     clamp = clip
 
     def maximum(self, other: Any) -> "Tensor":
-        return ops.Maximum.apply(self, self._lift(other))
+        return ops.Maximum.apply(*self._operands(other))
 
     def minimum(self, other: Any) -> "Tensor":
         # ops.Maximum serves both: largest=False picks the smaller, with the same tie rule
-        return ops.Maximum.apply(self, self._lift(other), largest=False)
+        return ops.Maximum.apply(*self._operands(other), largest=False)
 
     def masked_fill(self, mask: Any, value: float) -> "Tensor":
         """Return a copy with ``value`` wherever ``mask`` is true."""
@@ -232,21 +209,26 @@ class Tensor(TensorAPIMixin):
 
     @dim_alias
     def mean(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
-        out = ops.Sum.apply(self, axis=axis, keepdims=keepdims, name="mean")
-        return out * (out.size / max(self.size, 1)) if self.size else out
+        """The mean (in the default float dtype for integer data); NaN over an empty axis, as in PyTorch."""
+        out = ops.Sum.apply(self._floating(), axis=axis, keepdims=keepdims, name="mean")
+        n = _reduced_count("mean", self.shape, axis)
+        return out * (1 / n if n else np.nan)
 
     @dim_alias
     def var(self, axis: int | tuple | None = None, keepdims: bool = False, correction: int = 1) -> "Tensor":
-        """Variance with Bessel's correction by default, like ``torch.var``."""
-        total = ops.Sum.apply(self, axis=axis, keepdims=True, name="var")
-        mean = total * (total.size / max(self.size, 1))
-        centered = self - mean
-        n = self.size // max(mean.size, 1)
-        return (centered * centered).sum(axis, keepdims) / max(n - correction, 0)
+        """Variance with Bessel's correction by default, like ``torch.var``: NaN (or inf) when the axis holds
+        no more than ``correction`` elements."""
+        x = self._floating()
+        n = _reduced_count("var", self.shape, axis)
+        mean = ops.Sum.apply(x, axis=axis, keepdims=True, name="var") * (1 / n if n else np.nan)
+        centered = x - mean
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (centered * centered).sum(axis, keepdims) / max(n - correction, 0)
 
     @dim_alias
     def std(self, axis: int | tuple | None = None, keepdims: bool = False, correction: int = 1) -> "Tensor":
-        return self.var(axis, keepdims, correction).sqrt()
+        """Standard deviation; its gradient at constant data is 0, as PyTorch's (not 0/0)."""
+        return ops.Sqrt.apply(self.var(axis, keepdims, correction), zero_at_zero=True)
 
     @indices_by_dim(np.argmax)
     def max(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
@@ -260,7 +242,7 @@ class Tensor(TensorAPIMixin):
     # ------------------------------------------------------------ shape
     def reshape(self, *shape: Any) -> "Tensor":
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return ops.Reshape.apply(self, shape=shape)
+        return inplace.share_version(ops.Reshape.apply(self, shape=shape), self)
 
     view = reshape
 
@@ -275,7 +257,7 @@ class Tensor(TensorAPIMixin):
 
     def permute(self, *dims: Any) -> "Tensor":
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        return ops.Permute.apply(self, dims=dims)
+        return inplace.share_version(ops.Permute.apply(self, dims=dims), self)
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> "Tensor":
         (dim0,), (dim1,) = (ops.check_axis("transpose", self.shape, d) for d in (dim0, dim1))
@@ -286,13 +268,11 @@ class Tensor(TensorAPIMixin):
     swapaxes = transpose
 
     @dim_alias
-    def squeeze(self, axis: int | None = None) -> "Tensor":
-        if axis is None:
-            return self.reshape(tuple(n for n in self.shape if n != 1))
-        (axis,) = ops.check_axis("squeeze", self.shape, axis)
-        if self.shape[axis] != 1:
-            return self
-        return self.reshape(self.shape[:axis] + self.shape[axis + 1:])
+    def squeeze(self, axis: int | tuple | None = None) -> "Tensor":
+        """Drop the axes of length 1 (those of ``axis`` only, when given; others named stay, as in PyTorch)."""
+        axes = range(self.ndim) if axis is None else ops.check_axis("squeeze", self.shape, axis)
+        drop = {a for a in axes if self.shape[a] == 1}
+        return self.reshape(tuple(n for a, n in enumerate(self.shape) if a not in drop)) if drop else self
 
     @dim_alias
     def unsqueeze(self, axis: int) -> "Tensor":
@@ -301,23 +281,57 @@ class Tensor(TensorAPIMixin):
 
     def expand(self, *shape: Any) -> "Tensor":
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        lead = len(shape) - self.ndim  # PyTorch's -1 keeps a size
+        lead = len(shape) - self.ndim  # PyTorch's -1 keeps a size, and only an existing one
+        if lead < 0 or -1 in shape[:lead]:
+            raise ValueError(f"expand: cannot expand a tensor of shape {self.shape} to {shape}: "
+                             f"{'fewer dimensions' if lead < 0 else '-1 in a new leading dimension'}")
         shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
-        return ops.Expand.apply(self, shape=shape)
+        return self.broadcast_to(shape)
 
     def broadcast_to(self, shape: Sequence[int]) -> "Tensor":
-        return ops.Expand.apply(self, shape=tuple(shape))
+        return inplace.share_version(ops.Expand.apply(self, shape=tuple(shape)), self)
 
     def __getitem__(self, index: Any) -> "Tensor":
-        return ops.GetItem.apply(self, index=_raw_index(index))
+        out, ctx = ops.GetItem.apply_with_ctx(self, index=_raw_index(index))
+        return inplace.share_version(out, self) if ctx.returns_view else out
+
+    # ------------------------------------------------------------ in place (rules and versions: inplace.py)
+    def __setitem__(self, index: Any, value: Any) -> None:
+        value = self._lift(value)
+        inplace.update(self, "setitem", lambda old: inplace.SetItem.apply(old, value, index=_raw_index(index)), value)
+
+    def __iadd__(self, o): return inplace.update(self, "+=", lambda old: old + o, o)
+    def __isub__(self, o): return inplace.update(self, "-=", lambda old: old - o, o)
+    def __imul__(self, o): return inplace.update(self, "*=", lambda old: old * o, o)
+    def __itruediv__(self, o): return inplace.update(self, "/=", lambda old: old / o, o)
+
+    def zero_(self) -> "Tensor":
+        """Set every element to zero, in place."""
+        return inplace.update(self, "zero_", lambda old: inplace.filled(old, 0))
+
+    def fill_(self, value: Any) -> "Tensor":
+        """Set every element to ``value`` (a number or a one-element tensor), in place."""
+        return inplace.update(self, "fill_", lambda old: inplace.filled(old, value), value)
 
     @dim_alias
     def split(self, size_or_sections: int | Sequence[int], axis: int = 0) -> list["Tensor"]:
-        """Split into pieces of ``size`` along ``axis`` (or of the given sizes), like ``torch.split``."""
+        """Split into pieces of ``size`` along ``axis`` (the last one smaller if need be), or of the given
+        sizes, which must add up to the axis' length: ``torch.split``'s rules."""
         (axis,) = ops.check_axis("split", self.shape, axis)
         n = self.shape[axis]
-        sizes = ([size_or_sections] * -(-n // size_or_sections) if isinstance(size_or_sections, int)
-                 else list(size_or_sections))
+        if isinstance(size_or_sections, (int, np.integer)):
+            size = int(size_or_sections)
+            if size < 0 or (size == 0 and n):
+                raise ValueError(f"split: size must be positive (or 0 for an empty axis), got {size} for an axis "
+                                 f"of length {n} (tensor shape {self.shape})")
+            sizes = [size] * max(-(-n // size), 1) if size else [0]
+        elif isinstance(size_or_sections, (list, tuple)) and all(isinstance(s, (int, np.integer)) for s in size_or_sections):
+            sizes = [int(s) for s in size_or_sections]
+            if any(s < 0 for s in sizes) or sum(sizes) != n:
+                raise ValueError(f"split: sizes {sizes} must be non-negative and add up to {n}, the length of "
+                                 f"axis {axis} (tensor shape {self.shape})")
+        else:
+            raise TypeError(f"split: takes a piece size (int) or a list of sizes, got {size_or_sections!r}")
         idx = [slice(None)] * self.ndim
         out, start = [], 0
         for s in sizes:
@@ -328,8 +342,13 @@ class Tensor(TensorAPIMixin):
 
     @dim_alias
     def chunk(self, chunks: int, axis: int = 0) -> list["Tensor"]:
+        """Split into ``chunks`` pieces of equal size (the last smaller, and fewer pieces if the axis is
+        short), like ``torch.chunk``; an empty axis gives ``chunks`` empty pieces."""
         (axis,) = ops.check_axis("chunk", self.shape, axis)
-        return self.split(-(-self.shape[axis] // chunks), axis)
+        if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+            raise ValueError(f"chunk: chunks must be a positive integer, got {chunks!r}")
+        n = self.shape[axis]
+        return self.split(-(-n // chunks), axis) if n else self.split([0] * int(chunks), axis)
 
     @staticmethod
     @dim_alias
@@ -343,6 +362,12 @@ class Tensor(TensorAPIMixin):
 
 
 function._tensor_class = Tensor
+
+
+def _reduced_count(name: str, shape: tuple, axis: Any) -> int:
+    """How many elements a reduction over ``axis`` of a tensor of ``shape`` combines into each result."""
+    axes = ops.check_axis(name, shape, axis)
+    return math.prod(shape) if axes is None else math.prod(shape[a] for a in axes)
 
 
 def _raw(x: Any) -> Any:
@@ -372,8 +397,13 @@ def _tensor(x: Any) -> Tensor:
 
 @dim_alias
 def cat(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
-    """Concatenate tensors along an existing axis."""
-    return ops.Cat.apply(*[_tensor(t) for t in tensors], axis=axis)
+    """Concatenate tensors along an existing axis (integer ones beside a float one become that float)."""
+    tensors = [_tensor(t) for t in tensors]
+    floats = [t.dtype for t in tensors if t.dtype.kind == "f"]
+    if floats and len(floats) < len(tensors):
+        dtype = np.result_type(*floats)
+        tensors = [t if t.dtype.kind == "f" else Tensor._make(t.data.astype(dtype), False) for t in tensors]
+    return ops.Cat.apply(*tensors, axis=axis)
 
 
 @dim_alias
@@ -390,32 +420,8 @@ def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:
     """Pick from ``a`` where ``cond`` is true, else from ``b`` (both differentiable)."""
-    a = a if isinstance(a, Tensor) else (b._lift(a) if isinstance(b, Tensor) else Tensor(a))
-    b = b if isinstance(b, Tensor) else a._lift(b)
+    if isinstance(a, Tensor) or not isinstance(b, Tensor):
+        a, b = _tensor(a)._operands(b)
+    else:
+        b, a = b._operands(a)
     return ops.Where.apply(a, b, cond=np.asarray(_raw(cond), dtype=bool))
-
-
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Return the graph's non-leaf nodes parents-first: a depth-first walk with an explicit stack
-    of (node, iterator over its parents), so deep graphs need no recursion."""
-    order: list[Tensor] = []
-    visited, stack = {root}, [(root, iter(_parents_of(root)))]
-    while stack:
-        node, parents = stack[-1]
-        for p in parents:
-            if p._ctx is not None and p.requires_grad and p not in visited:
-                visited.add(p)
-                stack.append((p, iter(_parents_of(p))))
-                break
-        else:  # all parents are placed: the node follows them
-            stack.pop()
-            order.append(node)
-    return order
-
-
-def _parents_of(node: Tensor) -> tuple:
-    ctx = node._ctx
-    if ctx.released:
-        raise RuntimeError("backward: trying to back-propagate through a graph a second time; "
-                           "its saved arrays were freed (use backward(retain_graph=True) the first time)")
-    return ctx.parents

@@ -47,11 +47,17 @@ def scaled_dot_product_attention_simple(q: Tensor, k: Tensor, v: Tensor, mask: A
     """
     # Dot products grow like sqrt(d): dividing by it keeps the softmax out of its flat, gradient-less tails.
     scores = q @ k.transpose(-2, -1) * (1 / math.sqrt(q.shape[-1]))
-    if mask is not None and mask.dtype == bool:  # True where allowed: hidden scores become MASK_VALUE
-        scores = where(mask, scores, MASK_VALUE)
-    elif mask is not None:  # additive: 0 where allowed, MASK_VALUE where hidden
+    if mask is not None and mask.dtype == bool:  # True where allowed: hidden scores become -inf
+        scores = where(mask, scores, -np.inf)
+    elif mask is not None:  # additive: 0 where allowed, -inf (or the tutorials' -1e9) where hidden
         scores = scores + mask
     weights = softmax_simple(scores, -1)  # each query's weights over the keys sum to 1
+    if mask is not None:
+        # A query that may see no key (every score -inf) gets weights 0, so output and gradients 0
+        # (PyTorch's rule): its softmax runs on zeros instead of 0/0, then is replaced by 0.
+        blind = (scores.data == -np.inf).all(axis=-1, keepdims=True)
+        if blind.any():
+            weights = where(blind, 0.0, softmax_simple(where(blind, 0.0, scores), -1))
     return dropout(weights, dropout_p, training) @ v, weights
 
 
@@ -80,9 +86,15 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = No
                                  num_heads: int | None = None) -> Any:
     """softmax(q k^T / sqrt(d) + mask) v; ``scaled_dot_product_attention_simple`` is the definition.
 
-    ``mask`` is additive (0 where allowed, -1e9 where hidden, as the tutorials build it)
-    or boolean (True where allowed, like PyTorch); it must broadcast to the scores
-    ``(..., T_q, T_k)``. With ``return_weights`` the attention weights come back too.
+    ``mask`` is additive (0 where allowed, -1e9 or -inf where hidden, as the tutorials build it)
+    or boolean (True where allowed, as in PyTorch's ``scaled_dot_product_attention``); it must
+    broadcast to the scores ``(..., T_q, T_k)``. With ``return_weights`` the attention weights
+    come back too.
+
+    Fully masked rows, on every attention path (this function, ``nn.MultiHeadAttention`` fused or
+    not, the cached decoder): a query whose keys are all hidden by False or -inf gets weights 0,
+    output 0 and gradients 0, never NaN (PyTorch's SDPA rule). -1e9 is a finite score: a row
+    hidden only by -1e9 is not zeroed (softmax ignores a common shift), as in PyTorch.
     With ``num_heads``, q (B, T_q, H), k and v (B, T_k, H) are split into that many heads of
     size d = H / num_heads (k and v may come already split, (B, heads, T_k, d)), the scores are
     (B, heads, T_q, T_k) and the heads' outputs are concatenated back to (B, T_q, H).

@@ -78,12 +78,15 @@ def _target_weights(target: np.ndarray, weight: np.ndarray | None, ignore_index:
 
 
 def _weighted_reduce(losses: Tensor, scale: np.ndarray, reduction: str) -> Tensor:
-    # PyTorch's weighted mean: sum_i w[t_i] loss_i / sum_i w[t_i] over the targets not ignored
-    # (0 here when nothing counts, where PyTorch gives nan).
+    # PyTorch's weighted mean: sum_i w[t_i] loss_i / sum_i w[t_i] over the targets not ignored. When
+    # nothing counts it is NaN with a zero gradient, as PyTorch's: + NaN, not * NaN, keeps the gradient 0.
     if reduction == "none":
         return losses
     total = losses.sum()
-    return total * (1 / (scale.sum() or 1)) if reduction == "mean" else total
+    if reduction != "mean":
+        return total
+    count = scale.sum()
+    return total * (1 / count) if count else total + np.nan
 
 
 def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int | None = -100,
@@ -98,6 +101,9 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     sum_c w_c (-log p_c). Raises ValueError on mismatched shapes, IndexError on a target outside
     [0, C), TypeError on float targets (class probabilities are not supported).
     ``cross_entropy_simple`` is the definition.
+
+    With ``reduction="mean"`` and no target to average (every one ``ignore_index``, or none at all)
+    the loss is NaN and its gradient 0, as in PyTorch (a NaN loss in training means such a batch got in).
 
     Fast path (``fused.CrossEntropy``, without class weights): one node that keeps exp(x - max) and its
     row sums for the backward, softmax - onehot, instead of about eight nodes; forward + backward 56 us

@@ -15,7 +15,8 @@ from .module import Module
 class ScaledDotProductAttention(Module):
     """softmax(q k^T / sqrt(d) + mask) v, with dropout on the attention weights while training.
 
-    ``mask`` is additive (0 where allowed, -1e9 where hidden) or boolean (True where allowed).
+    ``mask`` is additive (0 where allowed, -1e9 or -inf where hidden) or boolean (True where
+    allowed). A query with every key hidden (False or -inf) gets output 0 and gradient 0.
 
     Shape: q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v).
     """
@@ -37,11 +38,17 @@ class MultiHeadAttention(Module):
 
     Leave out ``k`` and ``v`` for self-attention (keys and values from ``q``), or ``v`` alone for
     attention over an encoder's output (values from ``k``): the fast path then packs the projections
-    of the shared input into one product. ``mask`` is additive or boolean and must broadcast to
-    (B, num_heads, T_q, T_k): the tutorials' padding mask (B, 1, 1, T_k), causal mask (1, 1, T_q, T_k)
-    or their sum (B, 1, T_q, T_k). The attention weights of the last call are kept in
-    ``attn_weights`` (an ndarray of shape (B, num_heads, T_q, T_k)); ``return_weights=True`` also
-    returns them as a differentiable Tensor.
+    of the shared input into one product.
+
+    ``mask`` must broadcast to (B, num_heads, T_q, T_k): the tutorials' additive padding mask
+    (B, 1, 1, T_k), causal mask (1, 1, T_q, T_k) or their sum (B, 1, T_q, T_k) (0 where allowed,
+    -1e9 or -inf where hidden), or a boolean mask with **True where a query MAY attend**, as in
+    PyTorch's ``F.scaled_dot_product_attention``. This is the opposite of ``torch.nn.MultiheadAttention``,
+    whose ``attn_mask``/``key_padding_mask`` take True where attending is NOT allowed: pass ``~mask``
+    for a mask written for that layer. A query with every key hidden (False or -inf) gets output
+    0 and gradient 0 (PyTorch's SDPA rule), on the fused path and the unfused one alike.
+    The attention weights of the last call are kept in ``attn_weights`` (an ndarray of shape
+    (B, num_heads, T_q, T_k)); ``return_weights=True`` also returns them as a differentiable Tensor.
 
     Shape: q (B, T_q, hidden_size), k and v (B, T_k, hidden_size) -> (B, T_q, hidden_size).
     """

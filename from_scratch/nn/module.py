@@ -6,6 +6,7 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
+from ..autograd.inplace import increment_version
 from ..autograd.tensor import Tensor
 
 
@@ -225,6 +226,7 @@ class Module:
             raise ValueError(f"load_state_dict into {type(self).__name__}: shape mismatch for " + "; ".join(wrong))
         for key, value in values.items():
             own[key].data = value.astype(own[key].dtype, copy=True)
+        increment_version([own[k] for k in values], "load_state_dict")  # as PyTorch's in-place copy_ does
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ printing

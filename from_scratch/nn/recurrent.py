@@ -184,9 +184,11 @@ class RNNBase(Module):
             raise ValueError(f"{type(self).__name__}: input of shape {x.shape} is not "
                              f"({'B, T' if self.batch_first else 'T, B'}, {self.input_size}) "
                              f"or (T, {self.input_size})")
-        if x.ndim == 2:
-            return x.unsqueeze(1)
-        return x.swapaxes(0, 1) if self.batch_first else x
+        seq = x.unsqueeze(1) if x.ndim == 2 else (x.swapaxes(0, 1) if self.batch_first else x)
+        if seq.shape[0] == 0:  # (an empty batch is fine: its outputs are empty too)
+            raise ValueError(f"{type(self).__name__}: input of shape {x.shape} has no time steps; a sequence "
+                             f"needs at least one, as in PyTorch")
+        return seq
 
     def _initial(self, state: Tensor | None, x: Tensor, seq: Tensor, name: str) -> list[Tensor]:
         """Split an initial state (num_layers, B, H) (or (num_layers, H) unbatched) into one per layer."""

@@ -112,7 +112,9 @@ class Transformer(Module):
     ``norm_first=True`` gives the pre-norm variant.
 
     Masks are additive (0 allowed, -1e9 hidden), e.g. ``create_padding_mask(src)`` (B, 1, 1, S)
-    and ``create_padding_mask(tgt) + create_causal_mask(T)`` (B, 1, T, T).
+    and ``create_padding_mask(tgt) + create_causal_mask(T)`` (B, 1, T, T), or boolean with True
+    where attending is allowed (see ``MultiHeadAttention``: the opposite of ``torch.nn.Transformer``'s
+    boolean masks). A query with every key hidden by False or -inf gets attention output 0.
 
     Shape: src (B, S), tgt (B, T) integer ids -> logits (B, T, vocab_size).
     """

@@ -14,6 +14,9 @@ def clip_grad_norm_(parameters: Iterable[Any] | Any, max_norm: float) -> float:
 
     Return the total norm before clipping; it is nan or inf when some gradient is not finite, and then
     the step should be skipped. Parameters whose grad is None are skipped; a single Tensor may be passed.
+
+    Convention: with a NaN/inf norm the gradients are left as they are (``coef < 1`` is false for NaN);
+    ``torch.nn.utils.clip_grad_norm_`` instead multiplies every gradient by NaN.
     """
     if not max_norm >= 0:  # a negative norm would flip every gradient's sign
         raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm}")

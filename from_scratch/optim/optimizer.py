@@ -1,9 +1,12 @@
 """Optimizer: parameter groups, per-parameter state, and a flat state_dict that safetensors can hold."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
+
+from ..autograd.inplace import increment_version
 
 __all__ = ["Optimizer"]
 
@@ -14,13 +17,33 @@ def check_hyperparameter(ok: bool, owner: str, what: str, value: Any, rule: str)
         raise ValueError(f"{owner}: invalid {what} {value!r} (must be {rule})")
 
 
+def _bumps_versions(step: Callable) -> Callable:
+    """Wrap an optimizer's ``step`` so the parameters it updates get a new version."""
+    @functools.wraps(step)
+    def counted_step(self: "Optimizer", *args: Any, **kwargs: Any) -> Any:
+        updated = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        out = step(self, *args, **kwargs)
+        increment_version(updated, f"{type(self).__name__}.step")
+        return out
+    return counted_step
+
+
 class Optimizer:
     """Hold parameters in groups that share hyperparameters; subclasses implement ``step``.
 
     ``params`` is an iterable of Tensors/Parameters (anything with a ``.data`` ndarray and a ``.grad``
     ndarray or None), or a list of dicts ``{"params": [...], "lr": ...}`` as in PyTorch, where keys a
     group leaves out take the optimizer's defaults. ``self.state[p]`` holds each parameter's buffers.
+
+    Every subclass's ``step`` counts as an in-place change of the parameters it updates (those with a
+    gradient): their version goes up, so a backward through a graph made before the step raises
+    instead of using the changed weights (see ``autograd/inplace.py``).
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:
+            cls.step = _bumps_versions(cls.__dict__["step"])
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]):
         self.defaults = defaults
