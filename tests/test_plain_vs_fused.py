@@ -108,11 +108,13 @@ def test_feed_forward(float64, dropout):
 
 def masks(b: int, tq: int, tk: int) -> dict:
     pad = F.create_padding_mask(np.array([[1] * tk] + [[1] * (tk - 2) + [0, 0]] * (b - 1)))
+    blind = np.ones((b, 1, tq, tk), bool)
+    blind[1, 0, 2], blind[0, 0, 1, 1:] = False, False  # one query sees no key at all, another just one
     return {"none": None, "additive": pad + F.create_causal_mask(tq) if tq == tk else pad,
-            "boolean": np.asarray(pad.data == 0)}
+            "boolean": np.asarray(pad.data == 0), "blind": blind, "-inf": np.where(blind, 0.0, -np.inf)}
 
 
-@pytest.mark.parametrize("mask_kind", ["none", "additive", "boolean"])
+@pytest.mark.parametrize("mask_kind", ["none", "additive", "boolean", "blind", "-inf"])
 @pytest.mark.parametrize("heads", [None, 3])
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_scaled_dot_product_attention(float64, mask_kind, heads, dropout):
@@ -131,7 +133,7 @@ def test_scaled_dot_product_attention(float64, mask_kind, heads, dropout):
 
 
 @pytest.mark.parametrize("sources", ["self", "memory", "three"])
-@pytest.mark.parametrize("mask_kind", ["none", "additive", "boolean"])
+@pytest.mark.parametrize("mask_kind", ["none", "additive", "boolean", "blind", "-inf"])
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_multi_head_attention(float64, sources, mask_kind, dropout):
     x, memory, value = leaf(3, 5, 12), leaf(3, 6, 12), leaf(3, 6, 12)

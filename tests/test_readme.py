@@ -58,7 +58,16 @@ def check_custom_op(ns: dict) -> None:
     np.testing.assert_allclose(ns["Cube"].apply(x).data, x.data ** 3)  # the snippet asserts its gradcheck
 
 
-CHECKS = {"(x @ x.T).tanh()": check_first_steps, "fs.tensor([[3.0": check_tensor_api, "class Cube": check_custom_op,
+def check_in_place(ns: dict) -> None:
+    w, y, h = ns["w"], ns["y"], ns["h"]
+    assert w._version == 1  # "changes w in place: w._version == 1"
+    with pytest.raises(RuntimeError, match=r"MatMul needs its input 1 .* changed in place by SGD.step"):
+        y.backward()
+    np.testing.assert_array_equal(w.grad, [[1, 1], [3, 3]])
+    assert y._creator is not None and h._creator is not None and w._creator is None
+
+
+CHECKS = {"w._version": check_in_place, "(x @ x.T).tanh()": check_first_steps, "fs.tensor([[3.0": check_tensor_api, "class Cube": check_custom_op,
           "mlp.safetensors": check_training, "random_split": check_data}
 
 

@@ -51,13 +51,13 @@ def scaled_dot_product_attention_simple(q: Tensor, k: Tensor, v: Tensor, mask: A
         scores = where(mask, scores, -np.inf)
     elif mask is not None:  # additive: 0 where allowed, -inf (or the tutorials' -1e9) where hidden
         scores = scores + mask
-    weights = softmax_simple(scores, -1)  # each query's weights over the keys sum to 1
-    if mask is not None:
-        # A query that may see no key (every score -inf) gets weights 0, so output and gradients 0
-        # (PyTorch's rule): its softmax runs on zeros instead of 0/0, then is replaced by 0.
-        blind = (scores.data == -np.inf).all(axis=-1, keepdims=True)
-        if blind.any():
-            weights = where(blind, 0.0, softmax_simple(where(blind, 0.0, scores), -1))
+    # A query that may see no key (every score -inf) gets weights 0, so output and gradients 0
+    # (PyTorch's rule): its softmax runs on zeros instead of 0/0, and is then replaced by 0.
+    blind = None if mask is None else (scores.data == -np.inf).all(axis=-1, keepdims=True)
+    if blind is not None and blind.any():
+        weights = where(blind, 0.0, softmax_simple(where(blind, 0.0, scores), -1))
+    else:
+        weights = softmax_simple(scores, -1)  # each query's weights over the keys sum to 1
     return dropout(weights, dropout_p, training) @ v, weights
 
 
