@@ -93,6 +93,12 @@ def test_layer_norm_and_add_layer_norm(float64, affine, ndim):
           lambda x, y, *p: F.add_layer_norm_simple(x, y, *p, normalized_ndim=ndim), [x, y, *params], "AddLayerNorm")
 
 
+@pytest.mark.parametrize("affine", [False, True])
+def test_batch_norm(float64, affine):
+    inputs = [leaf(4, 3, 5)] + ([leaf(3), leaf(3)] if affine else [])
+    check(lambda x, *p: F.batch_norm(x, None, None, *p, training=True), F.batch_norm_simple, inputs, "BatchNorm")
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear(float64, bias):
     inputs = [leaf(2, 3, 4), leaf(6, 4)] + ([leaf(6)] if bias else [])

@@ -18,7 +18,7 @@ from .linear import dropout, embedding, feed_forward, feed_forward_simple, linea
 from .loss import binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .loss import cross_entropy_simple, l1_loss
 from .arrays import one_hot, pad
-from .normalization import add_layer_norm, add_layer_norm_simple, batch_norm, batch_norm_composed, layer_norm
+from .normalization import add_layer_norm, add_layer_norm_simple, batch_norm, batch_norm_simple, layer_norm
 from .normalization import layer_norm_simple
 
 __all__ = ["relu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "linear", "embedding",
@@ -32,5 +32,5 @@ __all__ += ["use_fused", "fused_enabled", "softmax_simple", "log_softmax_simple"
 from .conv import conv1d, conv2d, conv_transpose2d, fold, unfold
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
-__all__ += ["batch_norm", "batch_norm_composed", "conv1d", "conv2d", "conv_transpose2d", "unfold", "fold",
+__all__ += ["batch_norm", "batch_norm_simple", "conv1d", "conv2d", "conv_transpose2d", "unfold", "fold",
             "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]

@@ -1,8 +1,8 @@
 """The one switch between the plain versions and the fused fast paths.
 
 Every function here that has a fused fast path (``softmax``, ``log_softmax``, ``cross_entropy``,
-``layer_norm``, ``add_layer_norm``, ``linear``, ``feed_forward``, ``scaled_dot_product_attention``,
-``multi_head_attention``) stands beside its plain version, ``<name>_simple``: a few lines composed
+``layer_norm``, ``add_layer_norm``, ``batch_norm``, ``linear``, ``feed_forward``,
+``scaled_dot_product_attention``, ``multi_head_attention``) stands beside its plain version, ``<name>_simple``: a few lines composed
 from the primitive Tensor ops, the definition to read. The public function checks its inputs, then
 runs the fused node (``autograd/fused*.py``) while ``fused_enabled()``, else the plain version.
 The fast paths are on by default; ``use_fused(False)`` switches them all off at once.

@@ -9,7 +9,7 @@ from .fastpath import fused_enabled
 from .inputs import as_tensor
 
 __all__ = ["layer_norm", "add_layer_norm", "layer_norm_simple", "add_layer_norm_simple", "batch_norm",
-           "batch_norm_composed"]
+           "batch_norm_simple"]
 
 
 def layer_norm_simple(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5,
@@ -77,8 +77,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     """Normalise each channel (axis 1) of ``input`` (N, C, ...) over the batch and all other axes, then
     scale by ``weight`` (C,) and shift by ``bias`` (C,), as ``torch.nn.functional.batch_norm``.
 
-    Training: the batch's mean and biased variance normalise (``batch_norm_composed`` is the plain
-    version of the math; a fused op runs it); the running statistics (C,), if given, move ``momentum``
+    Training: the batch's mean and biased variance normalise (``batch_norm_simple`` is the plain
+    version of the math; ``fused_norm.BatchNorm`` runs it unless ``use_fused(False)``); the running statistics (C,), if given, move ``momentum``
     of the way to the batch mean and the *unbiased* batch variance (PyTorch's convention), in place.
     Otherwise the running statistics normalise: a per-channel affine map.
     Raises ValueError for fewer than two values per channel in training, for missing running statistics
@@ -102,17 +102,23 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if count <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                          f"got input of shape {input.shape}")
-    params = [t for t in (weight, bias) if t is not None]
-    out, op = fused_norm.BatchNorm.apply_with_ctx(input, *params, has_weight=weight is not None,
-                                                  has_bias=bias is not None, eps=eps)
+    if fused_enabled():
+        params = [t for t in (weight, bias) if t is not None]
+        out, op = fused_norm.BatchNorm.apply_with_ctx(input, *params, has_weight=weight is not None,
+                                                      has_bias=bias is not None, eps=eps)
+        mean, var = op.mean, op.var
+    else:
+        out = batch_norm_simple(input, weight, bias, eps)
+        axes = (0,) + tuple(range(2, input.ndim))
+        mean, var = input.data.mean(axis=axes), input.data.var(axis=axes)
     if running_mean is not None and running_var is not None:
-        unbiased = op.var * (count / (count - 1))
-        running_mean.data = (1 - momentum) * running_mean.data + momentum * op.mean.astype(running_mean.dtype)
+        unbiased = var * (count / (count - 1))
+        running_mean.data = (1 - momentum) * running_mean.data + momentum * mean.astype(running_mean.dtype)
         running_var.data = (1 - momentum) * running_var.data + momentum * unbiased.astype(running_var.dtype)
     return out
 
 
-def batch_norm_composed(input: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
+def batch_norm_simple(input: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
                         eps: float = 1e-5) -> Tensor:
     """Training-mode ``batch_norm`` (batch statistics) composed from Tensor ops: the plain version of the math
     that ``autograd/fused_norm.BatchNorm`` runs as one op (Ioffe & Szegedy 2015)."""
