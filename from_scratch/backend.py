@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Device", "device", "get_array_module", "device_of", "to_device", "as_numpy", "is_available",
-           "register_device", "CUDA_INSTALL_HINT"]
+__all__ = ["Device", "device", "device_module", "get_array_module", "device_of", "is_array", "to_device",
+           "as_numpy", "is_available", "register_device", "CUDA_INSTALL_HINT"]
 
 CUDA_INSTALL_HINT = ('install CuPy for your CUDA version, e.g. pip install -e ".[cuda]" '
                      "(cupy-cuda12x), on a machine with an NVIDIA GPU and driver")
@@ -140,7 +140,7 @@ CPU = Device("cpu")
 
 # ---------------------------------------------------------------- arrays and devices
 
-def get_array_module(dev: "Device | str") -> Any:
+def device_module(dev: "Device | str") -> Any:
     """The array module of a device: ``numpy`` for the CPU, ``cupy`` for ``cuda``.
 
     Raises:
@@ -152,6 +152,24 @@ def get_array_module(dev: "Device | str") -> Any:
     if dev.type == "cuda":
         return _import_cupy()
     return _registered[dev.type].module
+
+
+def get_array_module(*arrays: Any) -> Any:
+    """The array module of the arrays' device (CuPy's and DeZero's function of the same name): ``numpy``
+    unless one of them lives on another device. Scalars and non-arrays count as the CPU."""
+    for a in arrays:
+        if type(a) is not np.ndarray and is_array(a):
+            return device_module(device_of(a))
+    return np
+
+
+def is_array(x: Any) -> bool:
+    """Whether ``x`` is an array of some device: a NumPy array, a CuPy array, a registered device's array."""
+    if isinstance(x, np.ndarray):
+        return True
+    if any(isinstance(x, reg.array_type) for reg in _registered.values()):
+        return True
+    return bool(_cupy) and isinstance(x, _cupy[0].ndarray)
 
 
 def device_of(array: Any) -> Device:

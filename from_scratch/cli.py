@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import distributed as dist
 from .tasks.reverse import (ReverseConfig, evaluate, format_table, heldout_sequences, load_model, parse_tokens,
                             predict, train)
 from .tasks.reverse.checkpoint import has_train_state, read_config
@@ -112,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> int:
     out = args.out
+    if dist.launched_world_size() > 1:  # under `mpiexec -n N`, N > 1: data-parallel, rank 0 alone prints
+        dist.init_process_group()
+    main_process = not dist.is_initialized() or dist.get_rank() == 0
     if args.resume:
         if not has_train_state(out):
             read_config(out)  # a clear error for a missing or foreign folder
@@ -128,11 +132,15 @@ def _train(args: argparse.Namespace) -> int:
             raise CLIError(f"{out!r} already holds a run: pass --resume to continue it, --force to start afresh, "
                            f"or choose another --out")
         config = ReverseConfig(**{name: getattr(args, flag) for flag, name in _TRAIN_FLAGS.items()})
-    print(f"training a Transformer on reversal of lengths {config.min_len}..{config.max_len} for "
-          f"{config.steps} steps (batch {config.batch_size}); run folder: {out}", flush=True)
+    if main_process:
+        processes = f" over {dist.get_world_size()} processes" if dist.is_initialized() else ""
+        print(f"training a Transformer on reversal of lengths {config.min_len}..{config.max_len} for "
+              f"{config.steps} steps (batch {config.batch_size}{processes}); run folder: {out}", flush=True)
     result = train(config, out=out, resume=args.resume, progress=True, log=lambda m: print(m, flush=True))
     if result.interrupted:
         return 128 + (result.signal or 2)
+    if not main_process:
+        return 0
     n_eval = 2000
     seqs = heldout_sequences(config.seed, n_eval, config.min_len, config.max_len, config.layout, stream=1)
     report = evaluate(result.model, seqs, config.layout, trained_max_len=config.max_len)
@@ -220,11 +228,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
             return 0
         message = " ".join(str(e).split()) or type(e).__name__
-        print(f"bbml: error: {message}", file=sys.stderr)
-        return 1
+        print(f"bbml: error: {message}", file=sys.stderr, flush=True)
+        return _exit_status(1)
     except KeyboardInterrupt:
-        print("bbml: interrupted", file=sys.stderr)
-        return 130
+        print("bbml: interrupted", file=sys.stderr, flush=True)
+        return _exit_status(130)
+
+
+def _exit_status(code: int) -> int:
+    """In a job of several processes, failing alone would leave the others waiting for this one: abort them all."""
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.abort(code)
+    return code
 
 
 if __name__ == "__main__":

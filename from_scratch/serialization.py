@@ -7,6 +7,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import backend
+
 __all__ = ["save", "load", "load_metadata", "atomic_write"]
 
 
@@ -36,13 +38,14 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
 
 
 def save(state_dict: Mapping[str, Any], path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
-    """Write name -> array (or Tensor) to ``path`` as safetensors, atomically."""
+    """Write name -> array (or Tensor, on any device: copied to the host) to ``path`` as safetensors, atomically."""
     from safetensors.numpy import save as st_save
 
     from .autograd.tensor import Tensor
     arrays = {}
     for name, value in state_dict.items():
-        arr = np.asarray(value.data if isinstance(value, Tensor) else value)  # (an ndarray's .data is a buffer)
+        value = value.data if isinstance(value, Tensor) else value  # (an ndarray's .data is a buffer)
+        arr = backend.as_numpy(value) if backend.is_array(value) else np.asarray(value)  # through the host
         arrays[name] = np.ascontiguousarray(arr).reshape(arr.shape)  # ascontiguousarray makes 0-d arrays 1-d
     atomic_write(path, st_save(arrays, metadata=dict(metadata) if metadata else None))
 
@@ -56,7 +59,8 @@ def _read(path: str | os.PathLike) -> bytes:
 
 
 def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a safetensors file into name -> ndarray. Nothing in the file is ever executed."""
+    """Read a safetensors file into name -> ndarray, on the host (``load_state_dict`` copies each array onto
+    its parameter's device). Nothing in the file is ever executed."""
     from safetensors.numpy import load as st_load
     try:
         return dict(st_load(_read(path)))

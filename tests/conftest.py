@@ -18,15 +18,21 @@ import numpy as np  # noqa: E402
 import pytest
 import torch
 
-from from_scratch import Tensor, cat, get_default_dtype, set_default_dtype
+from from_scratch import Tensor, backend, cat, get_default_dtype, set_default_dtype
 from from_scratch.testing import gradcheck
+from strict_device import StrictArray, strict, to_host
+
+# The devices the device-parametrised tests run on: the CPU, the strict test device that stands in for a GPU
+# (tests/strict_device.py: NumPy underneath, but it refuses host arrays as CuPy does), and CUDA where usable.
+backend.register_device("strict", strict, StrictArray, strict.asarray, to_host)
+DEVICES = ["cpu", "strict"] + (["cuda"] if backend.is_available() else [])
 
 RTOL = 1e-6   # the issue's bar: forward and every gradient within 1e-6 relative error of PyTorch
 ATOL = 1e-10  # for entries that are zero up to rounding
 
 
 def assert_close(actual: np.ndarray, expected: np.ndarray, what: str, rtol: float = RTOL) -> None:
-    actual, expected = np.asarray(actual), np.asarray(expected)
+    actual, expected = (backend.as_numpy(a) if backend.is_array(a) else np.asarray(a) for a in (actual, expected))
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, PyTorch {expected.shape}"
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=ATOL, err_msg=what)
 
@@ -130,3 +136,39 @@ def _restore_default_dtype():
     prev = get_default_dtype()
     yield
     set_default_dtype(prev)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """Run the test on every device in DEVICES ("cpu", "strict", and "cuda" where a GPU is usable)."""
+    return request.param
+
+
+def arrays_in(obj: Any, seen: set | None = None) -> list:
+    """Every array reachable from ``obj``: a Tensor's data and grad, a Module's parameters and buffers, an
+    optimizer's state, and arrays inside dicts, lists and tuples."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if backend.is_array(obj):
+        return [obj]
+    if isinstance(obj, Tensor):
+        return [obj.data] + ([obj.grad] if obj.grad is not None else [])
+    if hasattr(obj, "_named_state"):  # a Module
+        return [a for t in obj._named_state().values() for a in arrays_in(t, seen)]
+    if hasattr(obj, "param_groups") and hasattr(obj, "state"):  # an Optimizer
+        return [a for st in obj.state.values() for a in arrays_in(st, seen)]
+    if isinstance(obj, dict):
+        return [a for v in obj.values() for a in arrays_in(v, seen)]
+    if isinstance(obj, (list, tuple)):
+        return [a for v in obj for a in arrays_in(v, seen)]
+    return []
+
+
+def assert_on_device(device: str, *objs: Any) -> None:
+    """Every array in ``objs`` (see ``arrays_in``) lives on ``device``; at least one array was found."""
+    arrays = [a for o in objs for a in arrays_in(o)]
+    assert arrays, "assert_on_device: found no arrays to check"
+    wrong = sorted({str(backend.device_of(a)) for a in arrays} - {str(backend.device(device))})
+    assert not wrong, f"arrays on {wrong}, expected all on {device}"

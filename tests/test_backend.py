@@ -22,16 +22,17 @@ def test_device_names_parse_like_torch():
 @pytest.mark.skipif(backend.is_available(), reason="a GPU is usable here")
 def test_cuda_without_cupy_or_gpu_is_a_clear_error_not_a_fallback():
     with pytest.raises(RuntimeError, match="device cuda: .*(CuPy|GPU)"):
-        backend.get_array_module("cuda")
+        backend.device_module("cuda")
     with pytest.raises(RuntimeError, match="device cuda"):
         backend.to_device(np.ones(2), "cuda")
 
 
 def test_array_module_and_copies_between_devices():
-    assert backend.get_array_module("cpu") is np
+    assert backend.device_module("cpu") is np and backend.get_array_module(np.ones(1), 2.0) is np
     host = np.arange(6.0).reshape(2, 3)
     dev = backend.to_device(host, "strict")
     assert isinstance(dev, StrictArray) and backend.device_of(dev) == "strict"
+    assert backend.get_array_module(host, dev) is strict and backend.is_array(dev) and not backend.is_array([1])
     assert backend.device_of(host) == "cpu" and backend.to_device(host, "cpu") is host
     back = backend.as_numpy(dev * 2)
     assert type(back) is np.ndarray and np.array_equal(back, host * 2)

@@ -172,9 +172,7 @@ def test_integer_casts_leave_the_graph_like_torch():
 
 
 @pytest.mark.parametrize("args, kwargs, match", [
-    (("cuda",), {}, "to: 'cuda' is not a dtype"),
-    ((np.float64, "cpu"), {}, "to: takes one dtype"),
-    ((np.float64,), {"dtype": np.float32}, "to: takes one dtype"),
+    ((object(),), {}, "to: <object object at .*> is neither a device nor a dtype"),
     (("U5",), {}, "to: a Tensor cannot hold dtype <U5"),
 ])
 def test_to_errors(args, kwargs, match):

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from .. import backend
+
 if TYPE_CHECKING:
     from .tensor import Tensor
 
@@ -75,8 +77,15 @@ def detect_anomaly():
 
 def _check_finite(name: str, stage: str, *arrays: Any) -> None:
     for a in arrays:
-        if a is not None and np.asarray(a).dtype.kind == "f" and not np.isfinite(a).all():
+        if a is not None and a.dtype.kind == "f" and not np.isfinite(a).all():
             raise FloatingPointError(f"detect_anomaly: {name}.{stage} produced NaN or inf")
+
+
+def _device_mix_error(name: str, arrays: list) -> None:
+    """Raise for an op given arrays of two devices (as CuPy and PyTorch refuse; nothing is copied)."""
+    devices = list(dict.fromkeys(str(backend.device_of(a)) for a in arrays))
+    raise RuntimeError(f"{name}: expected all inputs on one device, got tensors on {' and '.join(devices)} "
+                       "(move them with .to(device))")
 
 
 class InplaceClock:
@@ -128,8 +137,14 @@ class Function:
         ctx = object.__new__(cls)
         ctx.parents = tensors
         ctx.needs_input_grad = needs = tuple([t.requires_grad for t in tensors])  # a list beats a generator
-        data = ctx.forward(*[t.data for t in tensors], **kwargs)
-        if type(data) is not np.ndarray:  # NumPy returns scalars, not 0-d arrays, from full reductions
+        arrays = [t.data for t in tensors]
+        if len(arrays) > 1:  # one device per op: the arrays' types differ where the devices do
+            kind = type(arrays[0])
+            for a in arrays:
+                if type(a) is not kind:
+                    _device_mix_error(cls.__name__, arrays)
+        data = ctx.forward(*arrays, **kwargs)
+        if isinstance(data, np.generic):  # NumPy returns scalars, not 0-d arrays, from full reductions
             data = np.asarray(data)
         if _GradMode.anomaly:
             _check_finite(cls.__name__, "forward", data)

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from . import hooks
 from .function import InplaceClock, _check_finite, _GradMode
 from .inplace import check_saved_versions
 
@@ -15,9 +16,13 @@ def run_backward(root: Any, grad: np.ndarray, retain_graph: bool = False) -> Non
     anomaly = _GradMode.anomaly
     grads = {root: grad}  # pending gradient of each non-leaf (Tensors hash by identity)
     owned = set()  # the tensors whose pending gradient is a sum made here, safe to add into in place
-    for node in reversed(topological_order(root)):
+    order = topological_order(root)
+    hooked = hooks.last_consumers(order) if hooks.registry else {}  # node -> leaves whose gradient is final after it
+    for node in reversed(order):
         g = grads.pop(node, None)
         if g is None:  # every consumer returned None for it
+            if node in hooked:
+                hooks.run(hooked[node])
             continue
         ctx = node._ctx
         in_grads = ctx.backward(g)
@@ -45,6 +50,8 @@ def run_backward(root: Any, grad: np.ndarray, retain_graph: bool = False) -> Non
                 owned.add(parent)
         if not retain_graph:
             ctx.release()
+        if node in hooked:
+            hooks.run(hooked[node])
 
 
 def topological_order(root: Any) -> list:

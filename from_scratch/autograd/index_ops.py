@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import backend
 from .function import Function
 
 
@@ -110,3 +111,16 @@ class Cast(Function):
 
     def backward(self, g):
         return g.astype(self.dtype, copy=True)
+
+
+class ToDevice(Function):
+    """A copy on another device (``x.to("cuda")``, ``x.cpu()``); the gradient is copied back."""
+
+    fresh_grads = True
+
+    def forward(self, a, device=None):
+        self.source = backend.device_of(a)
+        return backend.to_device(a, device)
+
+    def backward(self, g):
+        return backend.to_device(g, self.source)

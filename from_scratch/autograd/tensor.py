@@ -1,13 +1,14 @@
 """Tensor: an ndarray that remembers how it was made, so gradients can flow back."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import math
 
 import numpy as np
 
-from . import function, graph, inplace, ops
+from .. import backend
+from . import function, graph, hooks, inplace, ops
 from .dtypes import constant_dtype, get_default_dtype, operand_dtypes, set_default_dtype
 from .function import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .tensor_api import TensorAPIMixin, dim_alias, indices_by_dim
@@ -15,17 +16,21 @@ from .tensor_api import TensorAPIMixin, dim_alias, indices_by_dim
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
            "set_default_dtype", "get_default_dtype", "cat", "stack", "where"]
 
-def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+def _as_array(data: Any, dtype: Any = None, device: Any = None) -> Any:
+    """``data`` as an array for a Tensor: on ``device`` if given (else where it already lives: the CPU for
+    lists, numbers and NumPy arrays), floats in the default dtype unless ``dtype`` says otherwise."""
     if isinstance(data, Tensor):
         data = data.data
-    if dtype is not None:
-        return np.asarray(data, dtype=dtype)
-    arr = np.asarray(data)
-    if arr.dtype.kind == "f":
-        return arr.astype(get_default_dtype(), copy=False)  # floats become the default dtype
-    if arr.dtype.kind not in "iub":
-        raise TypeError(f"Tensor: cannot hold data of dtype {arr.dtype}")
-    return arr
+    if type(data) is np.ndarray or not backend.is_array(data):  # host data
+        arr = np.asarray(data, dtype=dtype)
+    else:  # an array of a device stays there; np.asarray would copy it to the host, or refuse as CuPy does
+        arr = data if dtype is None else data.astype(dtype, copy=False)
+    if dtype is None:
+        if arr.dtype.kind == "f":
+            arr = arr.astype(get_default_dtype(), copy=False)  # floats become the default dtype
+        elif arr.dtype.kind not in "iub":
+            raise TypeError(f"Tensor: cannot hold data of dtype {arr.dtype}")
+    return arr if device is None else backend.to_device(arr, device)
 
 
 class Tensor(TensorAPIMixin):
@@ -35,8 +40,8 @@ class Tensor(TensorAPIMixin):
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "_vc", "_history", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected ops
 
-    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
-        self.data = _as_array(data, dtype)
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: Any = None):
+        self.data = _as_array(data, dtype, device)
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"Tensor: requires_grad=True needs floating data, got dtype {self.data.dtype}")
         self.grad: np.ndarray | None = None
@@ -60,11 +65,17 @@ class Tensor(TensorAPIMixin):
     _creator = property(lambda self: self._ctx)  # the Function that made this tensor (None for a leaf): PyTorch's grad_fn
     _version = property(inplace.version)  # how many in-place changes this tensor's data has seen
 
+    @property
+    def device(self) -> backend.Device:
+        """The device this tensor's array lives on (``cpu``, ``cuda:N``); see ``from_scratch.backend``."""
+        return backend.device_of(self.data)
+
     def item(self) -> float:
-        return self.data.item()
+        return self.data.item()  # from a GPU: a copy to the host, and a wait for the GPU's queued work
 
     def numpy(self) -> np.ndarray:
-        return self.data
+        """The data as a NumPy array: this tensor's own array on the CPU, a copy to the host from a device."""
+        return self.data if type(self.data) is np.ndarray else backend.as_numpy(self.data)
 
     def tolist(self) -> Any:
         return self.data.tolist()
@@ -82,8 +93,9 @@ class Tensor(TensorAPIMixin):
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
-        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
-        return f"Tensor({body}, dtype={self.data.dtype}{grad})"
+        device = "" if type(self.data) is np.ndarray else f", device='{self.device}'"
+        body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")
+        return f"Tensor({body}, dtype={self.data.dtype}{device}{grad})"
 
     __hash__ = object.__hash__
 
@@ -91,6 +103,9 @@ class Tensor(TensorAPIMixin):
         return bool(self.data)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if type(self.data) is not np.ndarray:  # as PyTorch: no implicit copy off a device
+            raise TypeError(f"Tensor: cannot turn a tensor on {self.device} into a NumPy array implicitly; "
+                            "use .numpy() or .cpu() to copy it to the host")
         return self.data if dtype is None else self.data.astype(dtype)
 
     def zero_grad(self) -> None:
@@ -111,20 +126,28 @@ class Tensor(TensorAPIMixin):
             if self.data.size != 1:
                 raise RuntimeError(f"backward: grad can be implied only for a one-element tensor, "
                                    f"this one has shape {self.shape}; pass grad=")
-            grad = np.ones(self.shape, dtype=self.dtype)
+            grad = np.ones_like(self.data)  # on this tensor's device
         else:
-            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            grad = _as_array(grad, self.dtype)
+            if type(grad) is not type(self.data):
+                raise RuntimeError(f"backward: grad on {backend.device_of(grad)} for a tensor on {self.device}")
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad of shape {grad.shape} for a tensor of shape {self.shape}")
         if self._ctx is None:
             self._accumulate(grad)
+            hooks.run([self])
             return
         graph.run_backward(self, grad, retain_graph)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]) -> hooks.RemovableHandle:
+        """Call ``hook(self)`` in every backward once this leaf's gradient is final (PyTorch's name), even
+        when no gradient reached it. Returns a handle with ``remove()``. See ``autograd/hooks.py``."""
+        return hooks.register(self, hook)
 
     def _accumulate(self, g: np.ndarray, fresh: bool = False) -> None:
         if self.grad is None:
             # An own copy, unless g is a new array no one else holds (see Function.fresh_grads).
-            self.grad = g if fresh and g.dtype == self.data.dtype else np.array(g, dtype=self.data.dtype)
+            self.grad = g if fresh and g.dtype == self.data.dtype else g.astype(self.data.dtype, copy=True)
         else:
             self.grad += g
 
@@ -139,7 +162,9 @@ class Tensor(TensorAPIMixin):
             dtype = constant_dtype(dtype, other)
             if dtype is None:
                 return Tensor(other)
-        return Tensor._make(np.asarray(other, dtype=dtype), False)
+        if type(self.data) is np.ndarray:
+            return Tensor._make(np.asarray(other, dtype=dtype), False)
+        return Tensor._make(_device_constant(other, dtype, self.data), False)
 
     def _operands(self, other: Any, floating: bool = False) -> tuple["Tensor", "Tensor"]:
         """Self and other as an op takes them: cast by the promotion rule (dtypes.py), the one place it is
@@ -292,13 +317,13 @@ class Tensor(TensorAPIMixin):
         return inplace.share_version(ops.Expand.apply(self, shape=tuple(shape)), self)
 
     def __getitem__(self, index: Any) -> "Tensor":
-        out, ctx = ops.GetItem.apply_with_ctx(self, index=_raw_index(index))
+        out, ctx = ops.GetItem.apply_with_ctx(self, index=_raw_index(index, self.data))
         return inplace.share_version(out, self) if ctx.returns_view else out
 
     # ------------------------------------------------------------ in place (rules and versions: inplace.py)
     def __setitem__(self, index: Any, value: Any) -> None:
         value = self._lift(value)
-        inplace.update(self, "setitem", lambda old: inplace.SetItem.apply(old, value, index=_raw_index(index)), value)
+        inplace.update(self, "setitem", lambda old: inplace.SetItem.apply(old, value, index=_raw_index(index, self.data)), value)
 
     def __iadd__(self, o): return inplace.update(self, "+=", lambda old: old + o, o)
     def __isub__(self, o): return inplace.update(self, "-=", lambda old: old - o, o)
@@ -374,6 +399,14 @@ def _raw(x: Any) -> Any:
     return x.data if isinstance(x, Tensor) else x
 
 
+def _device_constant(value: Any, dtype: Any, like: Any) -> Any:
+    """A number, list or host array as a constant on ``like``'s device: numbers are filled in there (a
+    kernel, not a copy from the host); lists and host arrays are copied, as the user's code asked."""
+    if isinstance(value, (int, float, bool, np.generic)):
+        return np.full_like(like, value, dtype=dtype, shape=())
+    return backend.to_device(_as_array(value, dtype), backend.device_of(like))
+
+
 def _compare(op: np.ufunc, name: str, sym: str, a: Tensor, b: Any) -> Tensor:
     """Compare elementwise into a bool tensor with no gradient."""
     b = _raw(b)
@@ -383,12 +416,17 @@ def _compare(op: np.ufunc, name: str, sym: str, a: Tensor, b: Any) -> Tensor:
         raise ValueError(f"{name}: {a.shape} {sym} {np.shape(b)}: shapes cannot broadcast") from None
 
 
-def _raw_index(index: Any) -> Any:
+def _raw_index(index: Any, like: Any = None) -> Any:
+    """An index as NumPy (or the device's array module, for a tensor ``like`` on a device) takes it:
+    tensors by their arrays, lists and host arrays of integers or bools copied to the device."""
     if isinstance(index, tuple):
-        return tuple(_raw(i) for i in index)
+        return tuple(_raw_index(i, like) for i in index)
     if isinstance(index, list):
-        return np.asarray(index)
-    return _raw(index)
+        index = np.asarray(index)
+    index = _raw(index)
+    if like is not None and type(like) is not np.ndarray and type(index) is np.ndarray:
+        index = backend.to_device(index, backend.device_of(like))
+    return index
 
 
 def _tensor(x: Any) -> Tensor:
@@ -424,4 +462,9 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
         a, b = _tensor(a)._operands(b)
     else:
         b, a = b._operands(a)
-    return ops.Where.apply(a, b, cond=np.asarray(_raw(cond), dtype=bool))
+    cond = _raw(cond)
+    if type(a.data) is np.ndarray or backend.is_array(cond):
+        cond = cond.astype(bool, copy=False) if backend.is_array(cond) else np.asarray(cond, dtype=bool)
+    else:  # a list or host mask beside tensors on a device
+        cond = _device_constant(cond, bool, a.data)
+    return ops.Where.apply(a, b, cond=cond)

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from .. import backend
 from . import fused, ops, return_types, special
-from .index_ops import Cast, Gather, IndexAdd, ScatterAdd, check_index, check_index_shape
+from .index_ops import Cast, Gather, IndexAdd, ScatterAdd, ToDevice, check_index, check_index_shape
 from .reduce_ops import Cumsum, Norm, Prod
 
 if TYPE_CHECKING:
@@ -178,32 +179,49 @@ class TensorAPIMixin:
         """A copy that stays in the graph (the gradient flows back to this tensor)."""
         return Cast.apply(self, dtype=self.data.dtype)
 
-    def to(self, *args: Any, dtype: Any = None, copy: bool = False) -> "Tensor":
-        """``x.to(dtype)``, ``x.to(dtype=...)`` or ``x.to(other)`` (other's dtype): this tensor in that dtype;
-        itself if it already is, unless ``copy=True``. Float to float stays in the graph (the gradient is
-        cast back); to an integer or bool dtype cuts it, as in PyTorch.
+    def to(self, *args: Any, dtype: Any = None, device: Any = None, copy: bool = False) -> "Tensor":
+        """``x.to(dtype)``, ``x.to(device)``, ``x.to(device, dtype)``, ``x.to(other)`` (other's device and
+        dtype), with keywords ``dtype=``, ``device=``: this tensor there and in that dtype; itself if it is
+        already, unless ``copy=True``. Both stay in the graph as in PyTorch (the gradient is copied back to
+        this tensor's device and cast back to its dtype), except a cast to an integer or bool dtype.
 
-        Raises TypeError for anything but one dtype: devices are not supported yet (``to(device)`` is
-        where the device backend will plug in)."""
-        if len(args) > 1 or (args and dtype is not None):
-            raise TypeError("to: takes one dtype, as to(dtype), to(dtype=...) or to(tensor); "
-                            "devices are not supported yet")
-        target = args[0] if args else dtype
-        if isinstance(target, TensorAPIMixin):
-            target = target.data.dtype
-        if target is None:
-            return self.clone() if copy else self
+        Raises TypeError for an argument that is neither a device (``"cpu"``, ``"cuda:0"``, a ``Device``)
+        nor a dtype; ValueError or RuntimeError from ``from_scratch.backend`` for an unknown or unusable
+        device (``cuda`` without CuPy or a GPU), before anything is copied."""
+        for arg in args:
+            if isinstance(arg, TensorAPIMixin):
+                device, dtype = device or arg.device, dtype or arg.data.dtype
+            elif isinstance(arg, backend.Device) or (isinstance(arg, str) and not _is_dtype_name(arg)):
+                device = arg
+            else:
+                dtype = arg
+        out = self
+        if device is not None:
+            device = backend.device(device)
+            if device != self.device:
+                out = ToDevice.apply(self, device=device)
+                copy = False
+        if dtype is None:
+            return out.clone() if copy else out
         try:
-            target = np.dtype(target)
+            dtype = np.dtype(dtype)
         except TypeError:
-            raise TypeError(f"to: {target!r} is not a dtype (devices are not supported yet)") from None
-        if target.kind not in "fiub":
-            raise TypeError(f"to: a Tensor cannot hold dtype {target}")
-        if target == self.data.dtype and not copy:
-            return self
-        if target.kind != "f" and self.requires_grad:  # integers carry no gradient: out of the graph
-            return self._make(self.data.astype(target), False)
-        return Cast.apply(self, dtype=target)
+            raise TypeError(f"to: {dtype!r} is neither a device nor a dtype") from None
+        if dtype.kind not in "fiub":
+            raise TypeError(f"to: a Tensor cannot hold dtype {dtype}")
+        if dtype == out.data.dtype and not copy:
+            return out
+        if dtype.kind != "f" and out.requires_grad:  # integers carry no gradient: out of the graph
+            return out._make(out.data.astype(dtype), False)
+        return Cast.apply(out, dtype=dtype)
+
+    def cpu(self) -> "Tensor":
+        """This tensor on the CPU (itself if it is there)."""
+        return self.to("cpu")
+
+    def cuda(self, device: int | str | None = None) -> "Tensor":
+        """This tensor on a GPU: the current one, or ``device`` (an index or ``"cuda:N"``)."""
+        return self.to(backend.device(f"cuda:{device}" if isinstance(device, int) else (device or "cuda")))
 
     # ------------------------------------------------------------ arithmetic by name
     def pow(self, exponent: Any) -> "Tensor":
@@ -381,3 +399,12 @@ class TensorAPIMixin:
 def _same_dtype(name: str, a: TensorAPIMixin, b: TensorAPIMixin, what: str) -> None:
     if a.data.dtype != b.data.dtype:
         raise TypeError(f"{name}: self is {a.data.dtype} but {what} is {b.data.dtype}; convert one (e.g. .to())")
+
+
+def _is_dtype_name(name: str) -> bool:
+    """Whether a string names a dtype ("float32") rather than a device ("cpu", "cuda:0")."""
+    try:
+        np.dtype(name)
+    except TypeError:
+        return False
+    return True

@@ -167,7 +167,7 @@ def multi_head_attention(query: Tensor, key: Tensor | None, value: Tensor | None
     sources, groups = ((query,), (3,)) if key is None else ((query, key), (1, 2)) if value is None else \
         ((query, key, value), (1, 1, 1))
     weights_shape = (query.shape[0], num_heads, query.shape[1], memory.shape[1])
-    keep = dropout_scale(weights_shape, dropout_p, query.dtype) if training else None
+    keep = dropout_scale(weights_shape, dropout_p, query.dtype, query.data) if training else None
     out, ctx = fused_blocks.MultiHeadAttention.apply_with_ctx(*sources, *params, groups=groups, mask=constant,
                                                               heads=num_heads, keep=keep)
     return out, Tensor(ctx.weights, dtype=ctx.weights.dtype)

@@ -24,7 +24,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if p == 1:
         return x * 0
-    return x * dropout_scale(x.shape, p, x.dtype)
+    return x * dropout_scale(x.shape, p, x.dtype, x.data)
 
 
 def linear_simple(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -73,7 +73,7 @@ def feed_forward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, drop
                          f"{w2.shape} do not chain (x (..., H), w1 (F, H), w2 (H_out, F))")
     if not fused_enabled():
         return feed_forward_simple(x, w1, b1, w2, b2, dropout_p, training)
-    keep = dropout_scale(x.shape[:-1] + w1.shape[:1], dropout_p, x.dtype) if training else None
+    keep = dropout_scale(x.shape[:-1] + w1.shape[:1], dropout_p, x.dtype, x.data) if training else None
     return fused_blocks.FeedForward.apply(x, w1, b1, w2, b2, keep=keep)
 
 

@@ -6,6 +6,7 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
+from .. import backend
 from ..autograd.inplace import increment_version
 from ..autograd.tensor import Tensor
 
@@ -219,15 +220,37 @@ class Module:
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict into {type(self).__name__}: missing keys {missing}, "
                            f"unexpected keys {unexpected}")
-        values = {k: np.asarray(getattr(state_dict[k], "data", state_dict[k])) for k in own if k in state_dict}
+        values = {k: _state_array(state_dict[k]) for k in own if k in state_dict}
         wrong = [f"{k}: {v.shape} in the state dict, {own[k].shape} in the model"
                  for k, v in values.items() if v.shape != own[k].shape]
         if wrong:
             raise ValueError(f"load_state_dict into {type(self).__name__}: shape mismatch for " + "; ".join(wrong))
-        for key, value in values.items():
-            own[key].data = value.astype(own[key].dtype, copy=True)
+        for key, value in values.items():  # onto the device of the tensor it fills, as PyTorch's copy_
+            own[key].data = backend.to_device(value, own[key].device).astype(own[key].dtype, copy=True)
         increment_version([own[k] for k in values], "load_state_dict")  # as PyTorch's in-place copy_ does
         return IncompatibleKeys(missing, unexpected)
+
+    # ------------------------------------------------------------ devices
+    def to(self, device: Any) -> "Module":
+        """Move every parameter and buffer (and gradient) to ``device``, in place: each keeps its identity,
+        so an optimizer made before ``to`` keeps working. Returns self.
+
+        Raises the backend's error (``cuda`` without CuPy or a GPU) before anything has moved."""
+        device = backend.device(device)
+        backend.device_module(device)  # fails here, with nothing half-moved, if the device is unusable
+        for t in self._named_state().values():
+            t.data = backend.to_device(t.data, device)
+            if t.grad is not None:
+                t.grad = backend.to_device(t.grad, device)
+        return self
+
+    def cpu(self) -> "Module":
+        """``to("cpu")``."""
+        return self.to("cpu")
+
+    def cuda(self, device: int | str | None = None) -> "Module":
+        """``to("cuda")``, or to GPU ``device`` (an index or ``"cuda:N"``)."""
+        return self.to(f"cuda:{device}" if isinstance(device, int) else (device or "cuda"))
 
     # ------------------------------------------------------------ printing
     def extra_repr(self) -> str:
@@ -240,6 +263,12 @@ class Module:
         if not children and len(extra) <= 1:
             return f"{type(self).__name__}({''.join(extra)})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(extra + children) + "\n)"
+
+
+def _state_array(value: Any) -> Any:
+    """A state-dict entry (array, Tensor, list) as an array, where it lives (host data on the host)."""
+    value = value.data if isinstance(value, Tensor) else value
+    return value if backend.is_array(value) else np.asarray(value)
 
 
 class IncompatibleKeys(NamedTuple):

@@ -17,11 +17,12 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ... import distributed as dist
 from ... import functional as F
 from ...optim import Adam, WarmupCosineLR, clip_grad_norm_
 from .checkpoint import (PLOT, ReverseConfig, build_model, clear_run, has_train_state, load_train_state,
                          read_config, read_metrics, save_train_state, write_config, write_metrics)
-from .data import PAD, batch_for_step
+from .data import PAD, Batch, batch_for_step
 from .evaluate import evaluate, heldout_sequences
 from .plots import plot_metrics
 
@@ -83,6 +84,16 @@ def _plot(out: str | None, rows: list, log: Callable[[str], None]) -> None:
         log("matplotlib is not installed: skipped loss.png (pip install 'bare-bones-ml[cli]')")
 
 
+def _shard(batch: Batch, rank: int, world: int) -> tuple[Batch, float]:
+    """This process's rows of the global batch, and the factor that makes the average over processes
+    of its (per-token mean) loss the global batch's mean: local tokens x world / global tokens."""
+    n = len(batch.src)
+    rows = slice(rank * n // world, (rank + 1) * n // world)
+    share = float((batch.tgt_out[rows] != PAD).sum() * world / (batch.tgt_out != PAD).sum())
+    return Batch(batch.src[rows], batch.tgt_in[rows], batch.tgt_out[rows], batch.src_mask[rows],
+                 batch.tgt_mask[rows], batch.lengths[rows]), share
+
+
 def train(config: ReverseConfig | None = None, out: str | None = None, resume: bool = False,
           progress: bool = False, on_step: Callable[[int, float], bool] | None = None,
           log: Callable[[str], None] = print) -> TrainResult:
@@ -92,8 +103,15 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
     except ``steps``). ``on_step(step, loss)`` is called after every update; returning True stops
     the run like Ctrl-C does: a checkpoint is saved and ``interrupted`` is set in the result.
     ``progress=True`` shows a tqdm bar (loss, lr, held-out exact match) when stderr is a terminal.
+
+    Under ``mpiexec -n N`` with the process group initialized, each process trains on its share of each
+    global batch of ``batch_size`` (``DistributedDataParallel``); rank 0 alone logs, evaluates and writes
+    ``out``. With one process the run is the single-process one, bit for bit.
     """
     started = time.perf_counter()
+    world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_initialized() else (1, 0)
+    if rank != 0:  # rank 0 alone prints
+        progress, log = False, lambda message: None
     if resume:
         if out is None or not has_train_state(out):
             raise FileNotFoundError(f"cannot resume: {out!r} holds no train_state.safetensors")
@@ -107,6 +125,11 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
         step, losses = load_train_state(out, model, optimizer, scheduler)
         rows = read_metrics(out, up_to_step=step)
         log(f"resuming {out} at step {step} of {config.steps}")
+    if world > config.batch_size:
+        raise ValueError(f"train: batch size {config.batch_size} cannot be shared by {world} processes")
+    ddp = dist.DistributedDataParallel(model) if world > 1 else model  # every process starts from rank 0's weights
+    if rank != 0:  # rank 0 alone writes the run folder
+        out = None
     if out is not None:
         os.makedirs(out, exist_ok=True)
         if not resume:
@@ -126,8 +149,12 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
         while step < config.steps:
             batch = batch_for_step(config.seed, step, config.batch_size, config.min_len, config.max_len, layout,
                                    config.length_sampling)
-            logits = model(batch.src, batch.tgt_in, batch.src_mask, batch.tgt_mask)
+            if world > 1:
+                batch, share = _shard(batch, rank, world)
+            logits = ddp(batch.src, batch.tgt_in, batch.src_mask, batch.tgt_mask)
             loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, label_smoothing=config.label_smoothing)
+            if world > 1:
+                loss = loss * share  # DDP's average of these is the global batch's mean loss
             optimizer.zero_grad()
             loss.backward()
             clip_grad_norm_(params, config.clip_norm)
@@ -135,12 +162,13 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
             optimizer.step()
             scheduler.step()
             step += 1
-            losses.append(loss.item())
+            value = loss.item() if world == 1 else float(dist.all_reduce(np.array([loss.item()]), "mean")[0])
+            losses.append(value)
             last = step == config.steps
             if step % config.log_every == 0 or step % config.eval_every == 0 or last:
                 row = {"step": step, "loss": float(np.mean(losses)), "lr": lr, "exact_match": None}
                 losses = []
-                if step % config.eval_every == 0 or last:
+                if (step % config.eval_every == 0 or last) and rank == 0:
                     row["exact_match"] = evaluate(model, eval_set, layout)["exact_match"]
                     model.train()
                 rows.append(row)
@@ -152,7 +180,9 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
                     bar.set_postfix(shown, refresh=False)
             if bar is not None:
                 bar.update(1)
-            stopping = stop["signal"] is not None or (on_step is not None and bool(on_step(step, loss.item())))
+            stopping = stop["signal"] is not None or (on_step is not None and bool(on_step(step, value)))
+            if world > 1:  # every process stops at the same step, or one would wait for the others forever
+                stopping = bool(dist.all_reduce(np.array([stopping], dtype=np.int64), "max")[0])
             if step % config.checkpoint_every == 0 or last or stopping:
                 _save(out, model, optimizer, scheduler, step, rows, losses)
             if stopping:
