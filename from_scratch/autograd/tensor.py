@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .. import backend
-from . import function, graph, hooks, inplace, ops
+from . import graph, hooks, inplace, ops
 from .dtypes import constant_dtype, get_default_dtype, operand_dtypes, set_default_dtype
 from .function import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .tensor_api import TensorAPIMixin, dim_alias, indices_by_dim
@@ -134,7 +134,7 @@ class Tensor(TensorAPIMixin):
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad of shape {grad.shape} for a tensor of shape {self.shape}")
         if self._ctx is None:
-            self._accumulate(grad)
+            graph.accumulate_leaf(self, grad)
             hooks.run([self])
             return
         graph.run_backward(self, grad, retain_graph)
@@ -143,13 +143,6 @@ class Tensor(TensorAPIMixin):
         """Call ``hook(self)`` in every backward once this leaf's gradient is final (PyTorch's name), even
         when no gradient reached it. Returns a handle with ``remove()``. See ``autograd/hooks.py``."""
         return hooks.register(self, hook)
-
-    def _accumulate(self, g: np.ndarray, fresh: bool = False) -> None:
-        if self.grad is None:
-            # An own copy, unless g is a new array no one else holds (see Function.fresh_grads).
-            self.grad = g if fresh and g.dtype == self.data.dtype else g.astype(self.data.dtype, copy=True)
-        else:
-            self.grad += g
 
     # ------------------------------------------------------------ arithmetic
     def _lift(self, other: Any) -> "Tensor":
@@ -386,7 +379,6 @@ class Tensor(TensorAPIMixin):
         return stack(tensors, axis)
 
 
-function._tensor_class = Tensor
 
 
 def _reduced_count(name: str, shape: tuple, axis: Any) -> int:
