@@ -210,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(f"samples at temperature {args.temperature} (* = not a census name):")
     print("  " + ", ".join(s + ("" if s in known else "*") for s in samples))
     print(f"{args.model}: validation loss {val_loss:.3f} nats/char (uniform guess: {math.log(len(CHARS)):.3f})")
-    return {"val_loss": val_loss, "uniform": math.log(len(CHARS)), "samples": samples, "history": history}
+    return {"val_loss": val_loss, "uniform": math.log(len(CHARS)), "samples": samples, "history": history,
+            "parameters": model.num_parameters(), "novel": [s not in known for s in samples]}
 
 
 if __name__ == "__main__":

@@ -48,17 +48,19 @@ def test_eval_table_marks_lengths_beyond_training(run, capsys):
     assert sorted(os.listdir(run)) == ["config.json", "loss.png", "metrics.csv", "model.safetensors",
                                        "train_state.safetensors"]
     assert main(["reverse", "eval", "--ckpt", run, "--n", "300", "--max-len", "6"]) == 0
-    out = capsys.readouterr().out
-    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
-    assert [int(r[0]) for r in rows] == [1, 2, 3, 4, 5, 6]
-    assert all("longer than trained on" in line for line in out.splitlines() if line.strip()[:1] in "56")
-    assert float(out.splitlines()[-1].split()[2].rstrip("%")) > 50
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines if line.strip()[:1].isdigit()]
+    assert [r[0] for r in rows] == ["1", "2", "3", "4", "5", "6", "1..4", "5..6"]  # no row mixing the two
+    assert all(("longer than trained on" in line) == (line.split()[0] in ("5", "6", "5..6"))
+               for line in lines[2:])
+    assert float(rows[-2][2].rstrip("%")) > 90 and float(rows[-1][2].rstrip("%")) < 50
 
 
 def test_train_output(tmp_path, capsys):
     assert main(["reverse", "train", "--steps", "30", "--out", str(tmp_path), *TINY]) == 0
-    out = capsys.readouterr().out
-    assert "exact match" in out and "samples:" in out and " ->  " in out
+    out, err = capsys.readouterr()
+    assert "exact match" in out and "samples:" in out and " ->  " in out and "trained 30 steps in " in out
+    assert re.match(r"step 30/30 \(100%\)  loss [\d.]+  lr [\d.e+-]+  exact [\d.]+%", err)  # a pipe: plain lines
     table = [line for line in out.splitlines() if re.match(r"\s+\d+\s+\d+\s+[\d.]+%", line)]
     assert [int(line.split()[0]) for line in table] == [1, 2, 3, 4]
 
@@ -129,7 +131,30 @@ def test_eval_and_train_reject_bad_settings(run, tmp_path, capsys):
     assert main(["reverse", "eval", "--ckpt", run, "--max-len", "80"]) == 1
     assert "--max-len" in _error_line(capsys)
     assert main(["reverse", "train", "--hidden-size", "30", "--heads", "4", "--out", str(tmp_path)]) == 1
-    assert "multiple of heads" in _error_line(capsys)
+    assert "--hidden-size 30 must be a multiple of --heads 4" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "30"], "--steps 30 must be greater than --warmup 100 (the warmup steps): raise --steps or lower "
+                        "--warmup, e.g. --warmup 5"),
+    (["--batch-size", "0"], "--batch-size must be in 1..65,536, got 0"),
+    (["--hidden-size", "-8"], "--hidden-size must be in 1..16,384, got -8"),
+    (["--max-len", "80"], "--max-len 80 needs --max-positions above it"),
+    (["--min-len", "5", "--max-len", "3"], "--min-len 5 must not exceed --max-len 3"),
+    (["--dropout", "1.5"], "--dropout must be in [0, 1), got 1.5"),
+])
+def test_train_errors_name_the_flags(argv, message, tmp_path, capsys):
+    assert main(["reverse", "train", "--out", str(tmp_path / "run"), *argv]) == 1
+    line = _error_line(capsys)
+    assert message in line and "ReverseConfig" not in line and "max_positions" not in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_other_commands_reject_nonsense_sizes(run, capsys):
+    for argv, message in ((["predict", "--batch-size", "0", "1"], "--batch-size must be at least 1"),
+                          (["predict", "--beam", "0", "1"], "--beam"), (["eval", "--n", "0"], "--n and --beam")):
+        assert main(["reverse", *argv[:1], "--ckpt", run, *argv[1:]]) == 1
+        assert message in _error_line(capsys)
 
 
 def test_train_refuses_to_overwrite_and_resume_keeps_settings(run, tmp_path, capsys):
@@ -144,11 +169,81 @@ def test_train_refuses_to_overwrite_and_resume_keeps_settings(run, tmp_path, cap
     assert "no train_state.safetensors" in _error_line(capsys)
 
 
+def test_resume_compares_every_flag_given_even_at_its_default(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["reverse", "train", "--steps", "30", "--out", out, *TINY]) == 0  # hidden 32, ff 64
+    capsys.readouterr()
+    for flag, value, saved in (("--hidden-size", "64", "32"), ("--ff-size", "128", "64"), ("--steps", "30", None),
+                               ("--norm-first", None, None), ("--no-norm-first", None, "True")):
+        given = [flag] + ([value] if value else [])
+        code = main(["reverse", "train", "--out", out, "--resume", *given])
+        if saved is None:  # --steps may change; --norm-first equals the run's setting
+            assert code == 0
+            capsys.readouterr()
+        else:
+            assert code == 1
+            assert f"differs from the run in {out!r} ({saved})" in _error_line(capsys)
+
+
+def test_a_file_given_as_a_run_folder_says_so(run, tmp_path, capsys):
+    weights = os.path.join(run, "model.safetensors")
+    for argv in (["predict", "--ckpt", weights, "1"], ["eval", "--ckpt", weights]):
+        assert main(["reverse", *argv]) == 1
+        assert f"--ckpt {weights!r} is a file; --ckpt takes the run folder that holds it: --ckpt {run}" \
+            in _error_line(capsys)
+    assert main(["reverse", "train", "--out", weights]) == 1
+    assert "is a file; --out takes a run folder" in _error_line(capsys)
+
+
+def test_predict_warns_about_inputs_longer_than_trained(run, capsys):
+    assert main(["reverse", "predict", "--ckpt", run, *["3"] * 6]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 1
+    assert err == ("warning: 1 input(s) longer than the 4 tokens this model was trained on (longest 6): "
+                   "expect wrong answers beyond length 4\n")
+    assert main(["reverse", "predict", "--ckpt", run, "3", "1"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_predict_says_it_reads_stdin_at_a_terminal(run, capsys, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal("1 2\n"))
+    assert main(["reverse", "predict", "--ckpt", run]) == 0
+    out, err = capsys.readouterr()
+    assert out == "2 1\n" and err.startswith("reading sequences from stdin, one per line; end with Ctrl-D")
+
+
+def test_attention_refuses_a_name_that_is_not_an_image_type(run, tmp_path, capsys):
+    assert main(["reverse", "attention", "--ckpt", run, "3", "1", "--out", str(tmp_path / "a.txt")]) == 1
+    assert ".txt is not an image type; end the name in one of" in _error_line(capsys)
+    assert not (tmp_path / "a.txt").exists()
+    assert main(["reverse", "attention", "--ckpt", run, "3", "1", "--out", str(tmp_path / "a.svg")]) == 0
+    assert (tmp_path / "a.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_a_tampered_run_folder_is_one_line(run, tmp_path, capsys):
+    folder = tmp_path / "copy"
+    os.makedirs(folder)
+    for name in ("model.safetensors", "config.json"):
+        (folder / name).write_bytes(open(os.path.join(run, name), "rb").read())
+    data = json.loads((folder / "config.json").read_text())
+    for change, message in (({"max_positions": 2_000_000_000}, "max_positions must be in 2..65,536"),
+                            ({"hidden_size": 64}, "does not match its config.json: token_embedding.weight")):
+        (folder / "config.json").write_text(json.dumps({**data, "config": {**data["config"], **change}}))
+        assert main(["reverse", "predict", "--ckpt", str(folder), "1"]) == 1
+        line = _error_line(capsys)
+        assert message in line and len(line) < 400
+
+
 def test_resume_through_the_cli_extends_a_run(tmp_path, capsys):
     out = str(tmp_path / "run")
     assert main(["reverse", "train", "--steps", "30", "--out", out, *TINY]) == 0
     assert main(["reverse", "train", "--steps", "40", "--out", out, "--resume", *TINY]) == 0
-    assert "resuming" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "resuming" in printed and "trained steps 31-40 in " in printed  # not "trained 40 steps"
     assert load_metadata(os.path.join(out, "train_state.safetensors"))["step"] == "40"
     with open(os.path.join(out, "config.json")) as f:
         assert json.load(f)["config"]["steps"] == 40

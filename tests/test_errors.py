@@ -301,7 +301,7 @@ def test_cli_bad_tokens_are_one_line_errors(ckpt, args, stdin, message):
     ("missing", "no checkpoint folder"), ("empty", "is not a bbml reverse checkpoint: it has no config.json"),
     ("other-task", "its task is 'translate'"), ("bad-json", "config.json is unreadable"),
     ("no-weights", "no model.safetensors"), ("wrong-weights", "does not match its config.json"),
-    ("a-file", "no checkpoint folder"),
+    ("a-file", "is a file; --ckpt takes the run folder"),
 ])
 def test_cli_missing_or_foreign_checkpoint_is_a_one_line_error(tmp_path, kind, message):
     folder = {"missing": str(tmp_path / "missing"), "empty": str(tmp_path)}.get(kind) or _foreign(tmp_path, kind)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import string
 import sys
@@ -25,8 +26,25 @@ def load(name: str) -> ModuleType:
     return module
 
 
+def _stored_results() -> tuple[ModuleType, dict]:
+    path = EXAMPLES.parent / "benchmarks" / "readme_results.py"
+    spec = importlib.util.spec_from_file_location("readme_results", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, json.loads(module.RESULTS.read_text())
+
+
+README_RESULTS, STORED = _stored_results()
+
+
 def run(name: str, tmp_path: Path, *args: str) -> dict:
-    return load(name).main(["--quick", "--out", str(tmp_path), *args])
+    """Run an example with --quick; its figures must be those stored beside the README's (same code, same numbers)."""
+    result = load(name).main(["--quick", "--out", str(tmp_path), *args])
+    part = name + (f":{args[args.index('--model') + 1]}" if "--model" in args else "")
+    if part in STORED and "--seed" not in args:
+        assert README_RESULTS.matches(part, result, STORED[part]["quick"]) == [], \
+            f"{part} gives other numbers than README's: rerun python benchmarks/readme_results.py {part}"
+    return result
 
 
 def assert_figure(path: Path) -> None:

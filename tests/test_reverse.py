@@ -334,9 +334,17 @@ def test_resume_without_a_saved_state_is_a_clear_error(tmp_path):
 
 
 def test_config_rejects_bad_settings():
-    with pytest.raises(ValueError, match="multiple of heads"):
+    with pytest.raises(ValueError, match="multiple of num_heads"):
         ReverseConfig(hidden_size=30, num_heads=4)
     with pytest.raises(ValueError, match="max_positions"):
         ReverseConfig(max_len=64)
     with pytest.raises(ValueError, match="warmup"):
         ReverseConfig(steps=10, warmup=10)
+    with pytest.raises(ValueError, match="batch_size must be in 1..65,536, got 0"):
+        ReverseConfig(batch_size=0)
+    with pytest.raises(ValueError, match="hidden_size must be int, got '64'"):
+        ReverseConfig(hidden_size="64")
+    with pytest.raises(ValueError, match="norm_first must be bool"):
+        ReverseConfig(norm_first=1)
+    with pytest.raises(ValueError, match="dropout"):
+        ReverseConfig(dropout=float("nan"))

@@ -19,7 +19,7 @@ import io
 import json
 import os
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,12 +30,30 @@ from ...serialization import atomic_write, load, load_metadata, save
 from .data import LENGTH_SAMPLING, TokenLayout
 
 __all__ = ["ReverseConfig", "build_model", "write_config", "read_config", "load_model", "save_train_state",
-           "load_train_state", "write_metrics", "read_metrics", "has_train_state", "clear_run"]
+           "load_train_state", "write_metrics", "read_metrics", "has_train_state", "holds_run", "clear_run",
+           "ConfigError", "LIMITS", "expected_shapes", "header_shapes", "check_shapes"]
 
 TASK = "reverse"
 CONFIG, MODEL, STATE, METRICS, PLOT = ("config.json", "model.safetensors", "train_state.safetensors",
                                         "metrics.csv", "loss.png")
 METRIC_FIELDS = ("step", "loss", "lr", "exact_match")
+
+
+# (smallest, largest) for every size a config names: generous, but nothing near a memory error.
+LIMITS = {"vocab_size": (4, 2 ** 20), "hidden_size": (1, 2 ** 14), "num_layers": (1, 64), "num_heads": (1, 2 ** 10),
+          "ff_size": (1, 2 ** 16), "max_positions": (2, 2 ** 16), "min_len": (1, 2 ** 16), "max_len": (1, 2 ** 16),
+          "steps": (1, 10 ** 9), "batch_size": (1, 2 ** 16), "warmup": (0, 10 ** 9), "seed": (0, 2 ** 63 - 1),
+          "log_every": (1, 10 ** 9), "eval_every": (1, 10 ** 9), "eval_size": (1, 10 ** 6),
+          "checkpoint_every": (1, 10 ** 9)}
+
+
+class ConfigError(ValueError):
+    """Settings that cannot run. ``explain(name)`` words the problem with other names for the fields
+    (the command line passes one that turns ``warmup`` into ``--warmup``)."""
+
+    def __init__(self, explain: Callable[[Callable[[str], str]], str]):
+        self.explain = explain
+        super().__init__("ReverseConfig: " + explain(lambda field: field))
 
 
 @dataclass
@@ -72,28 +90,46 @@ class ReverseConfig:
     checkpoint_every: int = 200
 
     def __post_init__(self) -> None:
-        TokenLayout(self.vocab_size)  # checks vocab_size
+        problem = self.problem()
+        if problem is not None:
+            raise ConfigError(problem)
+
+    def problem(self) -> Callable[[Callable[[str], str]], str] | None:
+        """The first thing wrong with these settings, as a function of how to name a field, or None.
+
+        Every size is bounded (``LIMITS``): a config.json is untrusted input, and a size it names is
+        allocated before any weights are read.
+        """
+        for f in fields(self):
+            kind = {"int": int, "float": (int, float), "bool": bool, "str": str}[f.type]
+            value = getattr(self, f.name)
+            if not isinstance(value, kind) or (f.type != "bool" and isinstance(value, bool)):
+                return lambda n, f=f, value=value: f"{n(f.name)} must be {f.type}, got {value!r}"
+        for name, (low, high) in LIMITS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                return lambda n, name=name, value=value, low=low, high=high: (
+                    f"{n(name)} must be in {low}..{high:,}, got {value:,}")
+        h, heads, steps, warmup = self.hidden_size, self.num_heads, self.steps, self.warmup
         checks = [
-            (self.hidden_size > 0 and self.num_heads > 0 and self.hidden_size % self.num_heads == 0,
-             f"hidden_size {self.hidden_size} must be a positive multiple of heads {self.num_heads}"),
-            (self.num_layers > 0 and self.ff_size > 0, "layers and ff_size must be positive"),
-            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
-            (1 <= self.min_len <= self.max_len, f"need 1 <= min_len <= max_len, got {self.min_len} and "
-                                                f"{self.max_len}"),
-            (self.length_sampling in LENGTH_SAMPLING, f"length_sampling must be one of {LENGTH_SAMPLING}, "
-                                                      f"got {self.length_sampling!r}"),
-            (self.max_len < self.max_positions, f"max_len {self.max_len} needs max_positions > max_len "
-                                                f"(the target is one longer), got {self.max_positions}"),
-            (self.steps > self.warmup >= 0, f"need steps > warmup >= 0, got steps {self.steps}, "
-                                            f"warmup {self.warmup}"),
-            (self.batch_size > 0 and self.lr > 0, f"batch_size and lr must be positive, got "
-                                                  f"{self.batch_size} and {self.lr}"),
-            (min(self.log_every, self.eval_every, self.eval_size, self.checkpoint_every) > 0,
-             "log_every, eval_every, eval_size and checkpoint_every must be positive"),
+            (h % heads == 0, lambda n: f"{n('hidden_size')} {h} must be a multiple of {n('num_heads')} {heads}"),
+            (0 <= self.dropout < 1, lambda n: f"{n('dropout')} must be in [0, 1), got {self.dropout}"),
+            (0 <= self.label_smoothing < 1,
+             lambda n: f"{n('label_smoothing')} must be in [0, 1), got {self.label_smoothing}"),
+            (self.lr > 0 and self.clip_norm > 0,
+             lambda n: f"{n('lr')} and {n('clip_norm')} must be positive, got {self.lr} and {self.clip_norm}"),
+            (self.min_len <= self.max_len, lambda n: f"{n('min_len')} {self.min_len} must not exceed "
+                                                     f"{n('max_len')} {self.max_len}"),
+            (self.length_sampling in LENGTH_SAMPLING, lambda n: f"{n('length_sampling')} must be one of "
+                                                                f"{LENGTH_SAMPLING}, got {self.length_sampling!r}"),
+            (self.max_len < self.max_positions,
+             lambda n: f"{n('max_len')} {self.max_len} needs {n('max_positions')} above it (the target is one "
+                       f"longer), got {self.max_positions}: raise {n('max_positions')} to {self.max_len + 1} or more"),
+            (steps > warmup, lambda n: f"{n('steps')} {steps} must be greater than {n('warmup')} {warmup} "
+                                       f"(the warmup steps): raise {n('steps')} or lower {n('warmup')}, "
+                                       f"e.g. {n('warmup')} {steps // 6}"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"ReverseConfig: {message}")
+        return next((message for ok, message in checks if not ok), None)
 
     @property
     def layout(self) -> TokenLayout:
@@ -116,6 +152,54 @@ def build_model(config: ReverseConfig) -> Transformer:
                        config.ff_size, config.max_positions, config.dropout, config.norm_first)
 
 
+def expected_shapes(config: ReverseConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of every array in ``build_model(config).state_dict()``, computed without building it.
+
+    (Tested against the built model: it lets a weights file be checked before anything is allocated.)
+    """
+    v, h, f = config.vocab_size, config.hidden_size, config.ff_size
+    shapes: dict[str, tuple[int, ...]] = {"token_embedding.weight": (v, h),
+                                          "pos_encoding.pe": (config.max_positions, h)}
+    for stack, attns, norms in (("encoder", ("self_attn",), 2), ("decoder", ("self_attn", "cross_attn"), 3)):
+        for layer in range(config.num_layers):
+            prefix = f"{stack}.layers.{layer}"
+            for attn in attns:
+                for lin in ("q_linear", "k_linear", "v_linear", "fc"):
+                    shapes.update({f"{prefix}.{attn}.{lin}.weight": (h, h), f"{prefix}.{attn}.{lin}.bias": (h,)})
+            ff = f"{prefix}.feed_forward"
+            shapes.update({f"{ff}.linear1.weight": (f, h), f"{ff}.linear1.bias": (f,),
+                           f"{ff}.linear2.weight": (h, f), f"{ff}.linear2.bias": (h,)})
+            for k in range(1, norms + 1):
+                shapes.update({f"{prefix}.norm{k}.weight": (h,), f"{prefix}.norm{k}.bias": (h,)})
+        shapes.update({f"{stack}.norm.weight": (h,), f"{stack}.norm.bias": (h,)})
+    shapes.update({"final_linear.weight": (v, h), "final_linear.bias": (v,)})
+    return shapes
+
+
+def header_shapes(path: str) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every array in a safetensors file, read from its header alone (no data is loaded)."""
+    from safetensors import safe_open
+    try:
+        with safe_open(path, framework="numpy") as f:
+            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except Exception as e:  # the Rust parser raises its own error types
+        raise ValueError(f"{path} is not a valid safetensors file ({e})") from None
+
+
+def check_shapes(subject: str, found: dict[str, tuple[int, ...]], config: ReverseConfig) -> None:
+    """Raise a one-line ValueError naming the first array whose shape config.json does not predict.
+
+    ``subject`` starts the message: ``"<subject> does not match its config.json: ..."``.
+    """
+    want = expected_shapes(config)
+    wrong = [f"{k} is {found[k]} there but {want[k]} by {CONFIG}" for k in want if k in found and found[k] != want[k]]
+    wrong += [f"{k} is missing" for k in want if k not in found]
+    wrong += [f"{k} is not part of this model" for k in found if k not in want]
+    if wrong:
+        more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        raise ValueError(f"{subject} does not match its {CONFIG}: {wrong[0]}{more}")
+
+
 # ---------------------------------------------------------------- config and weights
 
 def write_config(folder: str, config: ReverseConfig) -> None:
@@ -124,6 +208,9 @@ def write_config(folder: str, config: ReverseConfig) -> None:
 
 def read_config(folder: str) -> ReverseConfig:
     """Read a run folder's config.json, or raise a one-line error saying what is wrong with the folder."""
+    if os.path.isfile(folder):
+        raise NotADirectoryError(f"{folder!r} is a file; a checkpoint is the run folder that holds it "
+                                 f"({os.path.dirname(folder) or '.'!r})")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"no checkpoint folder {folder!r} (train one with: bbml reverse train --out {folder})")
     path = os.path.join(folder, CONFIG)
@@ -135,26 +222,35 @@ def read_config(folder: str) -> ReverseConfig:
         if data.get("task") != TASK:
             raise ValueError(f"its task is {data.get('task')!r}, not {TASK!r}")
         return ReverseConfig.from_dict(data["config"])
+    except ConfigError as e:
+        raise ValueError(f"{path} asks for impossible settings: {e.explain(lambda field: field)}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{folder!r} is not a bbml reverse checkpoint: {CONFIG} is unreadable ({e})") from None
 
 
 def load_model(folder: str) -> tuple[Transformer, ReverseConfig]:
-    """Rebuild the model saved in a run folder, in eval mode."""
+    """Rebuild the model saved in a run folder, in eval mode.
+
+    The folder is untrusted: config.json's sizes are bounded (``LIMITS``) and checked against the
+    weights file's header before the model is built, so a wrong size is one line, never a MemoryError.
+    """
     config = read_config(folder)
     path = os.path.join(folder, MODEL)
     if not os.path.isfile(path):
         raise ValueError(f"{folder!r} has a {CONFIG} but no {MODEL}: training never reached a checkpoint")
+    check_shapes(path, header_shapes(path), config)
     model = build_model(config)
-    try:
-        model.load_state_dict(load(path))
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"{path} does not match its {CONFIG}: {e}") from None
+    model.load_state_dict(load(path))
     return model.eval(), config
 
 
 def has_train_state(folder: str) -> bool:
     return os.path.isfile(os.path.join(folder, STATE))
+
+
+def holds_run(folder: str) -> bool:
+    """Whether ``folder`` holds (part of) a run that a fresh run would overwrite."""
+    return any(os.path.isfile(os.path.join(folder, name)) for name in (STATE, MODEL, CONFIG))
 
 
 def clear_run(folder: str) -> None:
@@ -189,18 +285,24 @@ def save_train_state(folder: str, model: Any, optimizer: Any, scheduler: Any, st
     save(arrays, os.path.join(folder, STATE), metadata={**meta, "rng_state": json.dumps(get_rng_state())})
 
 
-def load_train_state(folder: str, model: Any, optimizer: Any, scheduler: Any) -> tuple[int, list[float]]:
+def load_train_state(folder: str, config: ReverseConfig, model: Any, optimizer: Any,
+                     scheduler: Any) -> tuple[int, list[float]]:
     """Restore weights, optimizer, schedule and RNG state; return the step to continue from and pending losses."""
     path = os.path.join(folder, STATE)
     try:
-        meta, arrays = load_metadata(path), load(path)
+        meta, shapes = load_metadata(path), header_shapes(path)
         if meta.get("task") != TASK:
             raise ValueError(f"its task is {meta.get('task')!r}")
+        check_shapes("its model state", _unprefixed("model", shapes), config)  # before anything is allocated
+        step, pending = int(meta["step"]), shapes.get("pending_losses", ())
+        if not 0 <= step <= LIMITS["steps"][1] or len(pending) != 1 or pending[0] > config.log_every:
+            raise ValueError(f"step {step} or {pending[0] if pending else 'no'} pending losses out of range")
+        arrays = load(path)
         model.load_state_dict(_unprefixed("model", arrays))
         optimizer.load_state_dict(_unprefixed("optimizer", arrays))
         scheduler.load_state_dict(_unprefixed("scheduler", arrays))
         set_rng_state(json.loads(meta["rng_state"]))
-        return int(meta["step"]), arrays["pending_losses"].tolist()
+        return step, arrays["pending_losses"].tolist()
     except (KeyError, ValueError, TypeError) as e:
         raise ValueError(f"cannot resume from {path}: {e}") from None
 

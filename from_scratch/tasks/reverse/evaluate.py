@@ -27,7 +27,9 @@ def evaluate(model: Any, seqs: Sequence[np.ndarray], layout: TokenLayout, beam_s
     Exact match counts an output only if every token up to and including EOS is right.
     Token accuracy is the share of target positions (EOS included) where the output is right.
     Returns ``{"exact_match", "token_accuracy", "n", "by_length": [{"length", "n", "exact_match",
-    "token_accuracy", "beyond_training"}, ...]}``.
+    "token_accuracy", "beyond_training"}, ...], "groups": [...]}``. ``groups`` summarises the lengths
+    trained on and, with ``trained_max_len``, the longer ones separately (``{"lengths": [lo, hi],
+    "beyond_training", "n", "exact_match", "token_accuracy"}``): a mean over both would mix two questions.
     """
     outputs = predict(model, seqs, layout, beam_size=beam_size)
     lengths = np.array([len(s) for s in seqs])
@@ -44,17 +46,26 @@ def evaluate(model: Any, seqs: Sequence[np.ndarray], layout: TokenLayout, beam_s
         rows.append({"length": int(length), "n": int(sel.sum()), "exact_match": float(exact[sel].mean()),
                      "token_accuracy": float(token_acc[sel].mean()),
                      "beyond_training": bool(trained_max_len is not None and length > trained_max_len)})
+    beyond = lengths > (trained_max_len if trained_max_len is not None else lengths.max())
+    groups = [{"lengths": [int(lengths[sel].min()), int(lengths[sel].max())], "beyond_training": bool(flag),
+               "n": int(sel.sum()), "exact_match": float(exact[sel].mean()),
+               "token_accuracy": float(token_acc[sel].mean())}
+              for flag, sel in ((False, ~beyond), (True, beyond)) if sel.any()]
     return {"exact_match": float(exact.mean()), "token_accuracy": float(token_acc.mean()), "n": len(seqs),
-            "by_length": rows}
+            "by_length": rows, "groups": groups}
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """Render ``evaluate``'s result as a per-length text table."""
+    """Render ``evaluate``'s result as a per-length text table, then one summary row per group:
+    the lengths trained on, and (marked) the longer ones."""
     lines = ["length      n   exact match   token accuracy"]
     for row in result["by_length"]:
         note = "   (longer than trained on)" if row["beyond_training"] else ""
         lines.append(f"{row['length']:>6} {row['n']:>6} {100 * row['exact_match']:>12.2f}% "
                      f"{100 * row['token_accuracy']:>14.2f}%{note}")
-    lines.append(f"{'all':>6} {result['n']:>6} {100 * result['exact_match']:>12.2f}% "
-                 f"{100 * result['token_accuracy']:>14.2f}%")
+    for group in result["groups"]:
+        lo, hi = group["lengths"]
+        note = "   (longer than trained on)" if group["beyond_training"] else ""
+        lines.append(f"{f'{lo}..{hi}':>6} {group['n']:>6} {100 * group['exact_match']:>12.2f}% "
+                     f"{100 * group['token_accuracy']:>14.2f}%{note}")
     return "\n".join(lines)

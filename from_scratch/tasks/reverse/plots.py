@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from ...serialization import atomic_write
 from .data import PAD, TokenLayout
 from .decode import greedy_decode
 
-__all__ = ["plot_metrics", "cross_attention", "plot_attention"]
+__all__ = ["image_format", "plot_metrics", "cross_attention", "plot_attention"]
 
 
 def _figure(**kwargs: Any) -> Any:
@@ -20,9 +21,22 @@ def _figure(**kwargs: Any) -> Any:
     return Figure(**kwargs)
 
 
+def image_format(path: str) -> str:
+    """The image type matplotlib writes for ``path``'s extension (``png``, ``pdf``, ``svg``, ...).
+
+    Raises ValueError for an extension matplotlib cannot write: a PNG named ``a.txt`` helps no one.
+    """
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    known = _figure().canvas.get_supported_filetypes()
+    if ext not in known:
+        raise ValueError(f"cannot write an image to {path!r}: {f'.{ext}' if ext else 'no extension'} is not an "
+                         f"image type; end the name in one of {', '.join('.' + k for k in sorted(known))}")
+    return ext
+
+
 def _save(fig: Any, path: str) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format=image_format(path), dpi=100)
     atomic_write(path, buf.getvalue())
 
 

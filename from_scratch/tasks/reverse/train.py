@@ -20,18 +20,20 @@ import numpy as np
 from ... import distributed as dist
 from ... import functional as F
 from ...optim import Adam, WarmupCosineLR, clip_grad_norm_
-from .checkpoint import (PLOT, ReverseConfig, build_model, clear_run, has_train_state, load_train_state,
+from .checkpoint import (PLOT, ReverseConfig, build_model, clear_run, has_train_state, holds_run, load_train_state,
                          read_config, read_metrics, save_train_state, write_config, write_metrics)
 from .data import PAD, Batch, batch_for_step
 from .evaluate import evaluate, heldout_sequences
 from .plots import plot_metrics
+from .progress import make_progress
 
 __all__ = ["TrainResult", "train", "make_optimizer"]
 
 
 @dataclass
 class TrainResult:
-    """What ``train`` returns: the model, the step reached, and the metrics rows written."""
+    """What ``train`` returns: the model, the step reached (``start_step`` where this call began:
+    0, or the step a resumed run continued from), the metrics rows, and this call's seconds."""
 
     model: Any
     config: ReverseConfig
@@ -40,6 +42,19 @@ class TrainResult:
     signal: int | None = None  # SIGINT or SIGTERM, when one stopped the run
     metrics: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    start_step: int = 0
+
+    def summary(self) -> str:
+        """One line: the steps this call ran, in how long, and the last loss and held-out exact match."""
+        ran = self.step - self.start_step
+        steps = f"steps {self.start_step + 1}-{self.step}" if self.start_step else f"{self.step} steps"
+        line = f"trained {steps} in {self.seconds:.1f} s" if ran else f"no steps to run (at step {self.step})"
+        if self.metrics:
+            line += f"; loss {self.metrics[-1]['loss']:.4f}"
+            evals = [r["exact_match"] for r in self.metrics if r["exact_match"] is not None]
+            if evals:
+                line += f", held-out exact match {100 * evals[-1]:.1f}%"
+        return line
 
 
 def make_optimizer(model: Any, config: ReverseConfig) -> tuple[Adam, WarmupCosineLR]:
@@ -95,14 +110,18 @@ def _shard(batch: Batch, rank: int, world: int) -> tuple[Batch, float]:
 
 
 def train(config: ReverseConfig | None = None, out: str | None = None, resume: bool = False,
-          progress: bool = False, on_step: Callable[[int, float], bool] | None = None,
+          force: bool = False, progress: bool = False, on_step: Callable[[int, float], bool] | None = None,
           log: Callable[[str], None] = print) -> TrainResult:
     """Train a reversal Transformer; with ``out``, keep a resumable run folder there.
 
     ``resume=True`` continues the run saved in ``out`` (its config.json wins over ``config``,
-    except ``steps``). ``on_step(step, loss)`` is called after every update; returning True stops
+    except ``steps``). A folder that already holds a run is never overwritten unless ``force=True``
+    (FileExistsError; ``bbml reverse train`` follows the same rule with ``--force``).
+    ``on_step(step, loss)`` is called after every update; returning True stops
     the run like Ctrl-C does: a checkpoint is saved and ``interrupted`` is set in the result.
-    ``progress=True`` shows a tqdm bar (loss, lr, held-out exact match) when stderr is a terminal.
+    ``progress=True`` shows progress (loss, lr, held-out exact match) where it can be seen: a widget
+    bar in Jupyter, a tqdm bar in a terminal, a plain line every few seconds on a pipe
+    (``progress.progress_style``), and logs ``TrainResult.summary()`` at the end.
 
     Under ``mpiexec -n N`` with the process group initialized, each process trains on its share of each
     global batch of ``batch_size`` (``DistributedDataParallel``); rank 0 alone logs, evaluates and writes
@@ -117,12 +136,19 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
             raise FileNotFoundError(f"cannot resume: {out!r} holds no train_state.safetensors")
         saved = read_config(out)
         config = saved if config is None else replace(saved, steps=config.steps)
+    elif out is not None and not force:
+        exists = holds_run(out) and rank == 0  # rank 0 decides for all: it alone writes the folder
+        if world > 1:
+            exists = bool(dist.all_reduce(np.array([exists], dtype=np.int64), "max")[0])  # host: a flag
+        if exists:
+            raise FileExistsError(f"train: {out!r} already holds a run: pass resume=True to continue it, "
+                                  f"force=True to start afresh, or choose another out")
     config = config or ReverseConfig()
     model = build_model(config)
     optimizer, scheduler = make_optimizer(model, config)
     step, rows, losses = 0, [], []
     if resume:
-        step, losses = load_train_state(out, model, optimizer, scheduler)
+        step, losses = load_train_state(out, config, model, optimizer, scheduler)
         rows = read_metrics(out, up_to_step=step)
         log(f"resuming {out} at step {step} of {config.steps}")
     if world > config.batch_size:
@@ -138,10 +164,8 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
     layout = config.layout
     eval_set = heldout_sequences(config.seed, config.eval_size, config.min_len, config.max_len, layout)
     params = model.parameters()
-    bar = None
-    if progress:
-        from tqdm import tqdm  # only the interactive path needs it
-        bar = tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True, leave=False, disable=None)
+    start_step = step
+    bar = make_progress(config.steps, initial=step) if progress else None
     stop: dict[str, Any] = {"signal": None}
     interrupted = False
     with _stop_on_signals(stop):
@@ -192,6 +216,10 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
         bar.close()
     model.eval()
     _plot(out, rows, log)
+    result = TrainResult(model, config, step, interrupted, stop["signal"], rows, time.perf_counter() - started,
+                         start_step)
+    if progress:
+        log(result.summary())
     if interrupted and out is not None:
         log(f"stopped at step {step}: checkpoint saved in {out}; continue with --resume")
-    return TrainResult(model, config, step, interrupted, stop["signal"], rows, time.perf_counter() - started)
+    return result
