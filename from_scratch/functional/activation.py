@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from ..autograd import fused
 from ..autograd.tensor import Tensor
 from ..autograd.ops import check_axis
 from ..autograd.tensor_api import dim_alias
@@ -62,7 +63,7 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     """
     x = as_tensor(x, "softmax")
     check_axis("softmax", x.shape, dim)
-    return x.softmax(dim) if fused_enabled() else softmax_simple(x, dim)
+    return fused.Softmax.apply(x, axis=dim) if fused_enabled() else softmax_simple(x, dim)
 
 
 @dim_alias
@@ -75,4 +76,4 @@ def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     """
     x = as_tensor(x, "log_softmax")
     check_axis("log_softmax", x.shape, dim)
-    return x.log_softmax(dim) if fused_enabled() else log_softmax_simple(x, dim)
+    return fused.LogSoftmax.apply(x, axis=dim) if fused_enabled() else log_softmax_simple(x, dim)
