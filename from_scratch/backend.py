@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["Device", "device", "device_module", "get_array_module", "device_of", "is_array", "to_device",
-           "as_numpy", "is_available", "register_device", "CUDA_INSTALL_HINT"]
+           "as_numpy", "is_available", "register_device", "on_device_of", "scatter_add", "CUDA_INSTALL_HINT"]
 
 CUDA_INSTALL_HINT = ('install CuPy for your CUDA version, e.g. pip install -e ".[cuda]" '
                      "(cupy-cuda12x), on a machine with an NVIDIA GPU and driver")
@@ -208,3 +208,34 @@ def to_device(array: Any, dev: "Device | str") -> Any:
         with cupy.cuda.Device(dev.index):
             return cupy.asarray(host)
     return _registered[dev.type].from_host(host)
+
+
+def scatter_add(a: Any, indices: Any, values: Any) -> None:
+    """``a[indices] += values`` in place with repeated indices adding up (``np.add.at``), on ``a``'s device:
+    NumPy's ``np.add.at`` on the CPU and on registered devices (which dispatch it), ``cupyx.scatter_add``
+    on a GPU (an atomic add per element)."""
+    if type(a) is np.ndarray or not (_cupy and isinstance(a, _cupy[0].ndarray)):
+        np.add.at(a, indices, values)
+    else:
+        import cupyx
+        cupyx.scatter_add(a, indices, values)
+
+
+def on_device_of(like: Any, value: Any, name: str, what: str, dtype: Any = None) -> Any:
+    """``value`` as an array (in ``dtype`` if given) on the device of the array ``like``, for the constant
+    arguments of an op (indices, targets, masks, class weights).
+
+    The rule is PyTorch's: an array of another device is an error naming both devices, never a silent copy
+    (a training step would pay a host-device transfer for it unseen); a list or number, which lives on no
+    device, is made on ``like``'s.
+
+    Raises:
+        RuntimeError: ``value`` is an array on another device than ``like``.
+    """
+    if is_array(value):
+        if type(value) is not type(like) or device_of(value) != device_of(like):
+            raise RuntimeError(f"{name}: {what} is on {device_of(value)} but the input is on {device_of(like)}; "
+                               "expected all tensors on one device (move it with .to(device))")
+        return value if dtype is None else value.astype(dtype, copy=False)
+    host = np.asarray(value, dtype=dtype)
+    return host if type(like) is np.ndarray else to_device(host, device_of(like))

@@ -63,7 +63,7 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, device: An
     (by default where ``data`` is: the CPU for lists and NumPy arrays)."""
     data = data.data if isinstance(data, Tensor) else data
     keeps_dtype = isinstance(data, np.generic) or backend.is_array(data)
-    array = data.copy() if backend.is_array(data) else np.array(data, copy=True)
+    array = data.copy() if backend.is_array(data) else np.array(data, copy=True)  # host: a list, moved below
     if dtype is None and keeps_dtype:
         dtype = array.dtype
     return Tensor(array, requires_grad, dtype, device)
@@ -73,7 +73,7 @@ def _like(name: str, input: Any, dtype: Any, device: Any, floating: bool = False
     """The array of ``input`` (a Tensor or array-like) on ``device`` (input's own by default) and the dtype
     to make: ``dtype`` or input's own."""
     array = input.data if isinstance(input, Tensor) else input
-    array = array if backend.is_array(array) else np.asarray(array)
+    array = array if backend.is_array(array) else np.asarray(array)  # host: a list (only its shape is used)
     if device is not None and backend.device(device) != backend.device_of(array):
         array = backend.device_module(device).empty(array.shape, array.dtype)  # only its shape and dtype are used
     dtype = np.dtype(dtype) if dtype is not None else array.dtype

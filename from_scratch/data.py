@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from . import backend
 from .autograd import Tensor, stack
 from .random import get_rng
 
@@ -192,11 +193,12 @@ def _length(sampler: Any, owner: str) -> int:
 def default_collate(batch: Sequence[Any]) -> Any:
     """Stack a list of samples into a batch, as ``torch.utils.data.default_collate``.
 
-    Tensors are stacked along a new first axis keeping their dtype; NumPy arrays and numbers become a
-    Tensor the way ``Tensor(x)`` makes one (floats in the default dtype, integers int64 or their own
-    dtype, bools bool); strings stay a list. Mappings, named tuples and sequences are collated per
-    key or position (tuples, as in PyTorch, come back as lists). Raises ValueError for samples that
-    cannot be stacked (different shapes or lengths) and TypeError for types it cannot collate.
+    Tensors are stacked along a new first axis keeping their dtype; arrays and numbers become a Tensor the way
+    ``Tensor(x)`` makes one (floats in the default dtype, integers int64 or their own dtype, bools bool);
+    strings stay a list. Tensors and arrays on a device are stacked there (the batch stays on their device; as
+    in PyTorch, the loader itself moves nothing: call ``.to(device)`` on a batch). Mappings, named tuples and
+    sequences are collated per key or position (tuples, as in PyTorch, come back as lists). Raises ValueError
+    for samples that cannot be stacked (different shapes or lengths) and TypeError for types it cannot collate.
     """
     elem = batch[0]
     if isinstance(elem, Tensor):
@@ -205,11 +207,11 @@ def default_collate(batch: Sequence[Any]) -> Any:
             return stack(batch)
         arr = np.stack([t.data for t in batch])
         return Tensor(arr, dtype=arr.dtype)
-    if isinstance(elem, (np.ndarray, np.generic)):
+    if isinstance(elem, np.generic) or backend.is_array(elem):  # stacked on the arrays' device
         _same_shapes(batch)
         return Tensor(np.stack(batch))
     if isinstance(elem, (bool, int, float)):
-        arr = np.asarray(batch)
+        arr = np.asarray(batch)  # host: Python numbers
         return Tensor(arr.astype(np.int64) if arr.dtype.kind == "i" else arr)
     if isinstance(elem, (str, bytes)):
         return list(batch)

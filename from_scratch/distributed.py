@@ -13,9 +13,11 @@ process would train on the whole batch. Launch with the MPI launcher::
 Names and semantics follow ``torch.distributed`` and ``torch.nn.parallel.DistributedDataParallel``.
 mpi4py is imported by ``init_process_group``, never by ``import from_scratch``.
 
-DDP reduces through host buffers: a gradient on a GPU is copied into its bucket's NumPy array
-(``backend.as_numpy``) and the average copied back to the gradient's device (``backend.to_device``); CUDA-aware
-MPI or NCCL is not used. The collectives below take host (NumPy) arrays and Tensors.
+Devices: MPI here reduces host memory only (CUDA-aware MPI and NCCL are not used). DDP's buckets are
+NumPy arrays: each gradient on a GPU is copied into its bucket (``backend.as_numpy``), and the average is
+copied back onto the gradient's device (``backend.to_device``): two copies per parameter per step,
+which a multi-GPU run pays on top of the reduction. The collectives take NumPy arrays and Tensors on
+any device; a device Tensor's data goes to the host and back the same way.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .autograd import Tensor, is_grad_enabled
-from .backend import as_numpy, device_of, to_device
+from .backend import as_numpy, device_of, is_array, to_device
 from .data import Sampler
 from .nn.module import Module
 
@@ -149,9 +151,14 @@ def launched_world_size() -> int:
 
 # ------------------------------------------------------------------ collectives
 def _array(name: str, tensor: Any) -> np.ndarray:
+    """The host array a collective works on in place: a NumPy array itself, a Tensor's data (a device Tensor's
+    data is copied to the host here; ``_written_back`` puts the result back on its device)."""
     arr = tensor.data if isinstance(tensor, Tensor) else tensor
+    if isinstance(tensor, Tensor) and type(arr) is not np.ndarray:
+        return np.ascontiguousarray(as_numpy(arr))  # host: MPI reduces host memory
     if not isinstance(arr, np.ndarray):
-        raise TypeError(f"{name}: expected a Tensor or ndarray, got {type(tensor).__name__}")
+        raise TypeError(f"{name}: expected a Tensor or a NumPy array, got {type(tensor).__name__} "
+                        "(a device array: wrap it in a Tensor)")
     if not arr.flags.c_contiguous or not arr.flags.writeable:
         raise ValueError(f"{name}: the array must be C-contiguous and writeable to be reduced in place")
     return arr
@@ -173,7 +180,7 @@ def all_reduce(tensor: Tensor | np.ndarray, op: str = "sum") -> Tensor | np.ndar
     _wait([comm.Iallreduce(MPI.IN_PLACE, arr, op=mpi_op)], "all_reduce")
     if op == "mean":
         arr /= comm.Get_size()
-    return tensor
+    return _written_back(tensor, arr)
 
 
 def broadcast(tensor: Tensor | np.ndarray, src: int = 0) -> Tensor | np.ndarray:
@@ -182,6 +189,13 @@ def broadcast(tensor: Tensor | np.ndarray, src: int = 0) -> Tensor | np.ndarray:
     if not 0 <= src < comm.Get_size():
         raise ValueError(f"broadcast: src {src} is not a rank of this {comm.Get_size()}-process job")
     _wait([comm.Ibcast(arr, root=src)], "broadcast")
+    return _written_back(tensor, arr)
+
+
+def _written_back(tensor: Any, host: np.ndarray) -> Any:
+    """``tensor`` after a collective on ``host``: a device Tensor gets the result copied onto its device."""
+    if isinstance(tensor, Tensor) and host is not tensor.data:
+        tensor.data = to_device(host, device_of(tensor.data))
     return tensor
 
 
@@ -192,7 +206,8 @@ def all_gather(tensor_list: list, tensor: Tensor | np.ndarray) -> list:
     dtype; if not, every process raises a ValueError naming the ranks and shapes.
     """
     comm = _comm("all_gather")
-    arr = np.ascontiguousarray(tensor.data if isinstance(tensor, Tensor) else tensor)
+    arr = tensor.data if isinstance(tensor, Tensor) else tensor
+    arr = np.ascontiguousarray(as_numpy(arr) if is_array(arr) else arr)  # host: MPI sends host memory
     n = comm.Get_size()
     if tensor_list and len(tensor_list) != n:
         raise ValueError(f"all_gather: tensor_list has {len(tensor_list)} entries for {n} processes")
@@ -202,9 +217,10 @@ def all_gather(tensor_list: list, tensor: Tensor | np.ndarray) -> list:
         r = next(i for i, m in enumerate(metas) if m != metas[0])
         raise ValueError(f"all_gather: rank 0 has shape {metas[0][0]} dtype {metas[0][1]}, "
                          f"rank {r} has shape {metas[r][0]} dtype {metas[r][1]}")
-    out = np.empty((n,) + arr.shape, dtype=arr.dtype)
+    out = np.empty((n,) + arr.shape, dtype=arr.dtype)  # host
     comm.Allgather(arr, out)
-    parts = [Tensor(o, dtype=o.dtype) if isinstance(tensor, Tensor) else o for o in out]
+    device = device_of(tensor.data) if isinstance(tensor, Tensor) else None  # Tensors come back on their device
+    parts = [Tensor(o, dtype=o.dtype, device=device) if isinstance(tensor, Tensor) else o for o in out]
     tensor_list[:] = parts
     return tensor_list
 
@@ -216,7 +232,7 @@ class _Bucket:
     def __init__(self, params: list, dtype: np.dtype) -> None:
         self.params = params
         self.offsets = np.cumsum([0] + [p.data.size for p in params]).tolist()
-        self.buffer = np.empty(self.offsets[-1], dtype=dtype)
+        self.buffer = np.empty(self.offsets[-1], dtype=dtype)  # host: MPI reduces host memory (see the top)
         self.ready: set[int] = set()  # ids of the params whose gradient is final in this backward
         self.request: Any = None
 
@@ -257,7 +273,7 @@ class DistributedDataParallel(Module):
         _check_same_model(comm, [(n, t.shape, t.dtype.str) for n, t in [*named, *module.named_buffers()]])
         for t in [*module.parameters(), *module.buffers()]:
             if t.data.size:
-                host = np.ascontiguousarray(as_numpy(t.data))
+                host = np.ascontiguousarray(as_numpy(t.data))  # host: broadcast through host memory
                 comm.Bcast(host, root=0)
                 t.data = to_device(host, device_of(t.data))
         self._buckets = _make_buckets([p for _, p in reversed(named)], bucket_cap_mb * 2 ** 20)
@@ -416,7 +432,10 @@ class DistributedSampler(Sampler):
 
     def __iter__(self) -> Iterator[int]:
         n = len(self.dataset)
-        order = np.random.default_rng(self.seed + self.epoch).permutation(n) if self.shuffle else np.arange(n)
+        if self.shuffle:  # the same order on every process
+            order = np.random.default_rng(self.seed + self.epoch).permutation(n)  # host: indices
+        else:
+            order = np.arange(n)  # host: indices
         if self.total_size > n:
             order = np.resize(order, self.total_size)  # repeats from the start as often as needed
         order = order[:self.total_size]

@@ -15,14 +15,14 @@ import numpy as np
 
 from . import backend
 
-_rng = [np.random.default_rng(0)]
+_rng = [np.random.default_rng(0)]  # host: the CPU's generator
 _seed = [0]
 _device_rngs: dict = {}  # Device -> that device's generator, made on first use
 
 
 def manual_seed(seed: int) -> None:
     """Seed the generators behind parameter init, dropout and the task data (every device's)."""
-    _rng[0] = np.random.default_rng(seed)
+    _rng[0] = np.random.default_rng(seed)  # host: the CPU's generator
     _seed[0] = seed
     _device_rngs.clear()
 

@@ -45,8 +45,8 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike, metadata: Mappi
     arrays = {}
     for name, value in state_dict.items():
         value = value.data if isinstance(value, Tensor) else value  # (an ndarray's .data is a buffer)
-        arr = backend.as_numpy(value) if backend.is_array(value) else np.asarray(value)  # through the host
-        arrays[name] = np.ascontiguousarray(arr).reshape(arr.shape)  # ascontiguousarray makes 0-d arrays 1-d
+        arr = backend.as_numpy(value) if backend.is_array(value) else np.asarray(value)  # host: the file's copy
+        arrays[name] = np.ascontiguousarray(arr).reshape(arr.shape)  # host (ascontiguousarray makes 0-d 1-d)
     atomic_write(path, st_save(arrays, metadata=dict(metadata) if metadata else None))
 
 

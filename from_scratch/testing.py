@@ -5,6 +5,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import backend
 from .autograd.function import no_grad
 from .autograd.tensor import Tensor
 
@@ -20,7 +21,8 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
         if x.requires_grad and x.dtype != np.float64:
             raise TypeError(f"gradcheck: input {i} is {x.dtype}; finite differences need float64")
     out = fn(*inputs)
-    w = np.random.default_rng(seed).standard_normal(out.shape)
+    # a fixed weighting, drawn on the host and copied to the output's device
+    w = backend.to_device(np.random.default_rng(seed).standard_normal(out.shape), out.device)  # host: drawn here
 
     @no_grad()
     def objective() -> float:
@@ -28,7 +30,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
 
     for x in inputs:
         x.grad = None
-    (out * Tensor(w, dtype=out.dtype)).sum().backward()
+    (out * Tensor(w, dtype=out.dtype, device=out.device)).sum().backward()
     for i, x in enumerate(inputs):
         if not x.requires_grad:
             continue
@@ -41,7 +43,8 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
             down = objective()
             x.data[k] = orig
             numeric[k] = (up - down) / (2 * eps)
-        analytic = x.grad if x.grad is not None else np.zeros_like(x.data)
+        analytic = backend.as_numpy(x.grad if x.grad is not None else np.zeros_like(x.data))
+        numeric = backend.as_numpy(numeric)  # compared on the host: this is a test, not a training step
         if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
             k = np.unravel_index(np.argmax(np.abs(analytic - numeric)), x.shape)
             raise AssertionError(f"gradcheck: input {i} {x.shape} at {k}: autograd {analytic[k]:.10g} "

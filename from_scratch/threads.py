@@ -135,8 +135,11 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     """``a @ b`` (``np.matmul``, into ``out`` if given) on the BLAS threads ``threads_for`` gives it.
 
     The library's products go through here; per-head attention products, far below the threshold
-    at any sequence length we train on, skip it (the check would cost more than it saves).
+    at any sequence length we train on, skip it (the check would cost more than it saves). Arrays of
+    another device (CuPy's) go straight to their own ``@``: the host's BLAS threads are not theirs.
     """
+    if type(a) is not np.ndarray:
+        return a @ b if out is None else np.matmul(a, b, out=out)  # dispatched to the device's matmul
     # threads_for inlined: this runs for every product of a training step
     if a.ndim > 1 and b.ndim > 1 and a.shape[-2] * a.shape[-1] * b.shape[-1] >= PARALLEL_MIN_WORK:
         n = _requested or _free_cores()

@@ -8,7 +8,10 @@ wrap a NumPy array and
 * refuse implicit conversion to NumPy (``np.asarray(a)`` raises, like CuPy's "Implicit conversion to
   a NumPy array is not allowed"), and refuse to be mixed with NumPy arrays in one operation (CuPy:
   "Unsupported type <class 'numpy.ndarray'>"); Python and NumPy scalars mix freely, as in CuPy;
-* copy to the host only through ``.get()`` (CuPy's name), ``.item()``, ``.tolist()``, ``float()``.
+* copy to the host only through ``.get()`` (CuPy's name), ``.item()``, ``.tolist()``, ``float()``;
+* refuse the NumPy features CuPy lacks (``_cupy_lacks``): ``where=`` on ufuncs, ``ufunc.reduce`` and
+  ``accumulate`` beyond add and multiply, ``initial=`` on max/min, ``kind=`` on sort/argsort,
+  ``keepdims=`` on count_nonzero.
 
 ``strict`` (the module object below) is the device's array module: ``strict.zeros(3)``,
 ``strict.asarray(host_array)``, and every other NumPy function, rewrapping what they return.
@@ -53,6 +56,21 @@ def _wrap(x: Any) -> Any:
     return x
 
 
+class CupyLacksError(TypeError):
+    """A NumPy feature that CuPy does not have (so the library must not use it on a device)."""
+
+
+_REDUCING_UFUNCS = {"reduce": ("add", "multiply"), "accumulate": ("add", "multiply"), "reduceat": ("add",)}
+_LACKING_KEYWORDS = {"max": "initial", "min": "initial", "amax": "initial", "amin": "initial", "sort": "kind",
+                     "argsort": "kind", "count_nonzero": "keepdims"}
+
+
+def _cupy_lacks(name: str, kwargs: dict) -> None:
+    keyword = _LACKING_KEYWORDS.get(name)
+    if keyword is not None and kwargs.get(keyword) is not None:
+        raise CupyLacksError(f"strict device: CuPy's {name} takes no {keyword}=")
+
+
 class StrictArray(NDArrayOperatorsMixin):
     """An array on the strict test device (see the module docstring)."""
 
@@ -68,6 +86,10 @@ class StrictArray(NDArrayOperatorsMixin):
                         "use .get() to copy to the host explicitly")
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if kwargs.get("where", True) is not True:
+            raise CupyLacksError(f"strict device: CuPy's ufuncs take no where= (np.{ufunc.__name__})")
+        if method in _REDUCING_UFUNCS and ufunc.__name__ not in _REDUCING_UFUNCS[method]:
+            raise CupyLacksError(f"strict device: CuPy has no np.{ufunc.__name__}.{method}")
         inputs = _unwrap(inputs, f"np.{ufunc.__name__}")
         if "out" in kwargs:
             kwargs["out"] = _unwrap(kwargs["out"], f"np.{ufunc.__name__}(out=)")
@@ -75,6 +97,7 @@ class StrictArray(NDArrayOperatorsMixin):
 
     def __array_function__(self, func: Any, types_: Any, args: tuple, kwargs: dict) -> Any:
         name = f"np.{func.__name__}"
+        _cupy_lacks(func.__name__, kwargs)
         if kwargs.pop("like", None) is not None:  # np.zeros(..., like=a) creates on a's device, as CuPy does
             return getattr(strict, func.__name__)(*args, **kwargs)
         return _wrap(func(*_unwrap(args, name), **_unwrap(kwargs, name)))
@@ -123,8 +146,10 @@ class StrictArray(NDArrayOperatorsMixin):
             raise AttributeError(f"StrictArray has no attribute {name!r}")
         value = getattr(self._a, name)
         if callable(value):
-            return lambda *args, **kwargs: _wrap(value(*_unwrap(args, f".{name}()"),
-                                                       **_unwrap(kwargs, f".{name}()")))
+            def method(*args: Any, **kwargs: Any) -> Any:
+                _cupy_lacks(name, kwargs)
+                return _wrap(value(*_unwrap(args, f".{name}()"), **_unwrap(kwargs, f".{name}()")))
+            return method
         return _wrap(value) if name in ("T", "real", "imag", "flat") else value
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -143,7 +143,7 @@ def test_ddp_equals_one_process_on_the_global_batch_and_collectives():
     assert result.returncode == 0, result.stdout + result.stderr
     passed = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("ok ")]
     assert passed == ["collectives", "mlp_sgd_momentum", "lstm_adam", "transformer_adam_clip",
-                      "no_sync_accumulation", "unused_parameters", "overlap", "errors"], result.stdout
+                      "no_sync_accumulation", "unused_parameters", "overlap", "errors", "device"], result.stdout
 
 
 @needs_mpi

@@ -44,7 +44,7 @@ def constant_dtype(tensor_dtype: np.dtype, value: Any) -> np.dtype | None:
     or None to let NumPy decide (an integer array beside an integer tensor)."""
     if tensor_dtype.kind == "f":
         return tensor_dtype
-    kind = np.asarray(value).dtype.kind
+    kind = value.dtype.kind if hasattr(value, "dtype") else np.asarray(value).dtype.kind  # host: a number or list
     if kind == "f":
         return _default_dtype[0]
     if isinstance(value, (int, np.integer, np.bool_)):  # a weak number (bool is an int) keeps the tensor's dtype

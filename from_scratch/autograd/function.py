@@ -142,7 +142,7 @@ class Function:
                     _device_mix_error(cls.__name__, arrays)
         data = ctx.forward(*arrays, **kwargs)
         if isinstance(data, np.generic):  # NumPy returns scalars, not 0-d arrays, from full reductions
-            data = np.asarray(data)
+            data = np.asarray(data)  # host: a CPU reduction's NumPy scalar (a device gives 0-d arrays)
         if _GradMode.anomaly:
             _check_finite(cls.__name__, "forward", data)
         out = object.__new__(Tensor)

@@ -13,17 +13,18 @@ import math
 
 import numpy as np
 
+from .. import backend
 from ..threads import matmul
 from .function import Function
 from .fused_attention import softmax_backward
-from .ops import as_rows, mean_vector, ones_vector, sigmoid
+from .ops import as_rows, max_or_neg_inf, mean_vector, ones_vector, sigmoid
 
 
 def shifted_exp(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """x - max(x) along ``axis``, and its exp: the start of softmax, log-softmax and cross-entropy.
-    Subtracting the max changes none of them and keeps exp from overflowing (``initial`` lets an
-    empty axis through)."""
-    shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)
+    Subtracting the max changes none of them and keeps exp from overflowing (an empty axis's max is
+    -inf, ``max_or_neg_inf``)."""
+    shifted = x - max_or_neg_inf(x, axis, keepdims=True)
     return shifted, np.exp(shifted)
 
 
@@ -73,10 +74,11 @@ class CrossEntropy(Function):
         t = target.reshape(-1)
         self.valid = None if ignore_index is None else t != ignore_index
         self.t = t if self.valid is None else np.where(self.valid, t, 0)
-        self.rows, self.eps, self.reduction, self.shape = np.arange(len(t)), label_smoothing, reduction, logits.shape
+        self.rows = backend.get_array_module(t).arange(len(t))  # on the targets' device
+        self.eps, self.reduction, self.shape = label_smoothing, reduction, logits.shape
         # log softmax = shifted - lse with shifted = x - rowmax and lse = log(sum(exp(shifted))): stable at any scale
         shifted, self.e = shifted_exp(x, 1)
-        ones = ones_vector(c, x.dtype)
+        ones = ones_vector(c, x)
         self.sums = self.e @ ones
         # loss_i = -(1 - eps) logp[i, t_i] - eps / C sum_c logp[i, c]
         #        = lse_i - (1 - eps) shifted[i, t_i] - eps / C sum_c shifted[i, c]
@@ -92,7 +94,7 @@ class CrossEntropy(Function):
         total = loss.sum()
         if reduction == "sum":
             return total
-        return total / np.asarray(self.count, dtype=logits.dtype) if self.count else np.asarray(np.nan, logits.dtype)
+        return total / logits.dtype.type(self.count) if self.count else np.full_like(total, np.nan, shape=())
 
     def backward(self, g):
         # d loss_i / d logits_i = softmax_i - (1 - eps) * onehot(t_i) - eps / C, times each row's weight w_i
@@ -128,7 +130,7 @@ class LayerNorm(Function):
         """layer_norm(x); ``owned``: x is the caller's own new array, which may be centred in place."""
         self.shape = x.shape
         x = x.reshape(math.prod(x.shape[:x.ndim - ndim]), math.prod(x.shape[x.ndim - ndim:]))
-        self.avg = avg = mean_vector(x.shape[1], x.dtype)
+        self.avg = avg = mean_vector(x.shape[1], x)
         self.xc = xc = np.subtract(x, x.dot(avg)[:, None], out=x if owned else None)
         out = np.square(xc)
         var = out.dot(avg)
@@ -136,7 +138,7 @@ class LayerNorm(Function):
         self.rstd2 = np.reciprocal(var, out=var)  # 1 / (var + eps), and its square root:
         self.rstd = rstd = np.sqrt(var)
         self.wshape = None if weight is None else weight.shape
-        self.w = w = ones_vector(x.shape[1], x.dtype) if weight is None else weight.reshape(-1)
+        self.w = w = ones_vector(x.shape[1], x) if weight is None else weight.reshape(-1)
         np.multiply(xc, np.dot(rstd[:, None], w[None]), out=out)  # xc_ij * rstd_i w_j
         if bias is not None:
             out += bias.reshape(-1)
@@ -155,7 +157,7 @@ class LayerNorm(Function):
         if need_weight:  # sum over rows of g * xhat, with xhat = xc * rstd
             dw = rstd.dot(gxc).reshape(self.wshape)
         if need_bias:
-            db = ones_vector(len(g), g.dtype).dot(g).reshape(self.wshape)
+            db = ones_vector(len(g), g).dot(g).reshape(self.wshape)
         if need_x:
             # dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) with dxhat = g w and xhat = xc rstd,
             # that is dx = g rstd w - mean(g rstd w) - xc rstd^3 mean(g w xc)
@@ -192,7 +194,7 @@ def _reduce(loss: np.ndarray, reduction: str) -> np.ndarray:
         return loss
     if reduction == "sum" or loss.size:
         return loss.sum() if reduction == "sum" else loss.mean()
-    return np.asarray(np.nan, loss.dtype)
+    return np.full_like(loss, np.nan, shape=())
 
 
 class BinaryCrossEntropy(Function):
@@ -273,7 +275,7 @@ def linear_grads(g: np.ndarray, x: np.ndarray, w: np.ndarray, need_x: bool = Tru
     """The gradients of y = x @ w.T + b (x of shape (rows, in)) from g = dL/dy (None where not needed)."""
     dx = matmul(g, w) if need_x else None  # dL/dx = g W
     dw = matmul(g.T, x) if need_w else None  # dL/dW = g^T x, summed over every row at once
-    db = ones_vector(len(g), g.dtype) @ g if need_b else None  # dL/db: the column sums of g
+    db = ones_vector(len(g), g) @ g if need_b else None  # dL/db: the column sums of g
     return dx, dw, db
 
 
@@ -291,17 +293,20 @@ class Embedding(Function):
         ids, n = self.ids, self.shape[0]
         g = g.reshape(len(ids), math.prod(self.shape[1:]))  # (not -1: there may be no ids)
         if n <= 64:  # a small table (a vocabulary of 20): one-hot(ids)^T @ g is one cheap BLAS call
-            onehot = np.zeros((len(ids), n), g.dtype)
-            onehot[np.arange(len(ids)), ids] = 1
+            onehot = np.zeros_like(g, shape=(len(ids), n))
+            onehot[backend.get_array_module(ids).arange(len(ids)), ids] = 1
             grad = matmul(onehot.T, g)
+        elif type(g) is not np.ndarray:  # on a GPU: one scatter-add kernel (atomic adds), no sort
+            grad = np.zeros_like(g, shape=(n, g.shape[1]))
+            backend.scatter_add(grad, ids, g)
         elif len(ids):  # sort the ids, then add up each run of equal ids in one call
             order = np.argsort(ids, kind="stable")
             sorted_ids = ids[order]
             starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
-            grad = np.zeros((n, g.shape[1]), g.dtype)
+            grad = np.zeros_like(g, shape=(n, g.shape[1]))
             grad[sorted_ids[starts]] = np.add.reduceat(g[order], starts, axis=0)
         else:
-            grad = np.zeros((n, g.shape[1]), g.dtype)
+            grad = np.zeros_like(g, shape=(n, g.shape[1]))
         if self.padding_idx is not None:
             grad[self.padding_idx] = 0  # the padding row never learns (PyTorch's rule)
         return grad.reshape(self.shape)

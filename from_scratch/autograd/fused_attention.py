@@ -33,7 +33,13 @@ def merge_heads(x: np.ndarray) -> np.ndarray:
 
 def _row_sums(x: np.ndarray) -> np.ndarray:
     # As one 2-D matrix-vector product: a stacked (4-D) one loops over the leading axes, ~1.5x slower.
-    return (as_rows(x) @ ones_vector(x.shape[-1], x.dtype)).reshape(x.shape[:-1])
+    return (as_rows(x) @ ones_vector(x.shape[-1], x)).reshape(x.shape[:-1])
+
+
+def _max_ignoring_nan(x: np.ndarray) -> np.ndarray:
+    """The largest entry of ``x``, NaN skipped. ``fmax.reduce`` is NumPy's fastest; CuPy's ufuncs reduce only
+    add and multiply, so a device uses its ``nanmax``."""
+    return np.fmax.reduce(x, axis=None) if type(x) is np.ndarray else np.nanmax(x)
 
 
 def softmax_last_axis(scores: np.ndarray) -> np.ndarray:
@@ -49,7 +55,9 @@ def softmax_last_axis(scores: np.ndarray) -> np.ndarray:
     """
     if scores.size == 0:
         return scores
-    e = np.subtract(scores, np.fmax.reduce(scores, axis=None))
+    if type(scores) is not np.ndarray:
+        return _softmax_own_max(scores)
+    e = np.subtract(scores, _max_ignoring_nan(scores))
     np.exp(e, out=e)
     sums = _row_sums(e)
     if not sums.min() >= 2e-9:  # (NaN fails this test too)
@@ -64,6 +72,16 @@ def softmax_last_axis(scores: np.ndarray) -> np.ndarray:
         sums[low] = row_sums
     e /= sums[..., None]
     return e
+
+
+def _softmax_own_max(scores: np.ndarray) -> np.ndarray:
+    """The device path of ``softmax_last_axis``: each row shifted by its own max, the textbook way. On a GPU
+    the row max is one more kernel, while the CPU path's test of the sums would read a value back from the
+    device (a wait for its queue) at every call. Same rules: a fully masked row gets weights 0, NaN stays."""
+    top = scores.max(axis=-1, keepdims=True)
+    e = np.exp(scores - np.where(top == -np.inf, 0, top))  # all -inf: exp(-inf) = 0, not exp(-inf - -inf) = NaN
+    sums = _row_sums(e)[..., None]
+    return e / np.where(sums == 0, 1, sums)
 
 
 def attention_weights(q: np.ndarray, k: np.ndarray, mask: np.ndarray | None,

@@ -55,7 +55,7 @@ class MultiHeadAttention(Function):
         self.weights, self.hidden = attention_weights(self.q, self.k, mask, self.scale)
         self.dropped = self.weights if keep is None else self.weights * keep
         # weights @ values, written straight into the heads-side-by-side layout (B, T_q, H)
-        context = np.empty((b, t, h), self.q.dtype)
+        context = np.empty_like(self.q, shape=(b, t, h))
         np.matmul(self.dropped, self.v, out=split_heads(context, heads))
         self.context = context.reshape(b * t, h)
         return linear_forward(self.context, self.wo, bo).reshape(b, t, h)
@@ -75,7 +75,7 @@ class MultiHeadAttention(Function):
         # so each source's projection backward is again one product per gradient.
         b, lengths = g.shape[0], [k.shape[2] for k in (self.q, self.k, self.v)]
         lengths = [lengths[sum(self.groups[:i])] for i in range(len(self.groups))]  # each source's length
-        d_packed = [np.empty((len(x2), n * h), g.dtype) for x2, n in zip(self.inputs, self.groups)]
+        d_packed = [np.empty_like(g, shape=(len(x2), n * h)) for x2, n in zip(self.inputs, self.groups)]
         d_qkv = [split_heads(d.reshape(b, t, n * h)[..., i * h:(i + 1) * h], heads)
                  for d, t, n in zip(d_packed, lengths, self.groups) for i in range(n)]
         np.matmul(ds, self.k, out=d_qkv[0])

@@ -28,7 +28,7 @@ class BatchNorm(Function):
     def forward(self, x, *params, has_weight=True, has_bias=True, eps=1e-5):
         n, c = x.shape[:2]
         x3 = x.reshape(n, c, -1)  # a view for contiguous input and for a convolution's (C, N, ...) output
-        avg = mean_vector(x3.shape[2], x.dtype)
+        avg = mean_vector(x3.shape[2], x)
         self.shape, self.count = x.shape, n * x3.shape[2]
         self.mean = (x3 @ avg).mean(axis=0)
         self.xhat = xhat = x3 - self.mean[:, None]
@@ -49,7 +49,7 @@ class BatchNorm(Function):
     def backward(self, g):
         n, c = self.shape[:2]
         g3 = g.reshape(n, c, -1)
-        xhat, ones = self.xhat, ones_vector(g3.shape[2], g.dtype)
+        xhat, ones = self.xhat, ones_vector(g3.shape[2], g)
         g_sum = (g3 @ ones).sum(axis=0)            # d bias
         gx_sum = ((g3 * xhat) @ ones).sum(axis=0)  # d weight: sum of g * xhat
         grads = []

@@ -25,7 +25,7 @@ class RNNLayer(Function):
     """h_t = act(xw_t + h_{t-1} W_hh^T) for t = 1..T; returns all h_t as (T, B, H)."""
 
     def forward(self, xw, h0, w_hh, relu=False):
-        hs = np.empty(xw.shape, xw.dtype)
+        hs = np.empty_like(xw)
         h, w_hh_t = h0, w_hh.T
         for t in range(len(xw)):
             pre = xw[t] + matmul(h, w_hh_t)
@@ -54,7 +54,7 @@ class LSTMLayer(Function):
 
     def forward(self, xw, h0, c0, w_hh):
         n = h0.shape[-1]
-        hc = np.empty(xw.shape[:-1] + (2 * n,), xw.dtype)
+        hc = np.empty_like(xw, shape=xw.shape[:-1] + (2 * n,))
         acts = np.empty_like(xw)  # i, f, g, o after their nonlinearities, kept for backward
         h, c, w_hh_t = h0, c0, w_hh.T
         for t in range(len(xw)):
@@ -102,7 +102,7 @@ class GRULayer(Function):
 
     def forward(self, xw, h0, w_hh, b_hh=None):
         n = h0.shape[-1]
-        hs = np.empty(xw.shape[:-1] + (n,), xw.dtype)
+        hs = np.empty_like(xw, shape=xw.shape[:-1] + (n,))
         acts = np.empty_like(xw)  # r, z, n after their nonlinearities, kept for backward
         hn = np.empty_like(hs)    # h W_hn^T + b_hn, which r scales
         h, w_hh_t = h0, w_hh.T

@@ -15,15 +15,16 @@ from .. import backend
 from .function import Function
 
 
-def check_index(name: str, index: Any, n: int, axis: int) -> np.ndarray:
-    """Return ``index`` (an ndarray or list) as an integer array whose entries address one of the ``n``
-    positions along ``axis``, or raise naming the op. Negative entries are an error, as in PyTorch's
-    gather and scatter."""
-    index = np.asarray(index)
+def check_index(name: str, index: Any, n: int, axis: int, like: Any) -> np.ndarray:
+    """Return ``index`` (an array or list) as an integer array on ``like``'s device whose entries address one
+    of the ``n`` positions along ``axis``, or raise naming the op. Negative entries are an error, as in
+    PyTorch's gather and scatter; so is an index array on another device than ``like`` (PyTorch's rule: no
+    copy is made behind the caller's back; a list is made on ``like``'s device)."""
+    index = backend.on_device_of(like, index, name, "index")
     if index.dtype.kind not in "iu":
         raise TypeError(f"{name}: index must hold integers, got dtype {index.dtype}")
     if index.size and (index.min() < 0 or index.max() >= n):
-        bad = index.min() if index.min() < 0 else index.max()
+        bad = (index.min() if index.min() < 0 else index.max()).item()
         raise IndexError(f"{name}: index {bad} is out of bounds for dim {axis} of size {n}")
     return index
 
@@ -40,7 +41,8 @@ def check_index_shape(name: str, index: np.ndarray, shape: tuple, axis: int | No
 def scatter_index(index: np.ndarray, axis: int) -> tuple:
     """The fancy index that pairs each entry of ``index`` with its own position on the other axes:
     ``a[scatter_index(index, 1)][i, j, k] == a[i, index[i, j, k], k]`` (PyTorch's gather for dim=1)."""
-    positions = list(np.indices(index.shape, sparse=True))
+    xp = backend.get_array_module(index)  # the positions are made on the index's device
+    positions = [xp.arange(n).reshape((1,) * d + (n,) + (1,) * (index.ndim - d - 1)) for d, n in enumerate(index.shape)]
     positions[axis] = index
     return tuple(positions)
 
@@ -61,7 +63,7 @@ class Gather(Function):
 
     def backward(self, g):
         grad = np.zeros_like(g, shape=self.shape)  # made from g: on g's device
-        np.add.at(grad, self.where, g)  # an index repeated along dim adds up
+        backend.scatter_add(grad, self.where, g)  # an index repeated along dim adds up
         return grad
 
 
@@ -72,7 +74,7 @@ class ScatterAdd(Function):
         self.src_shape, self.used = src.shape, _leading(index.shape)
         self.where = scatter_index(index, axis)
         out = a.copy()
-        np.add.at(out, self.where, src[self.used])
+        backend.scatter_add(out, self.where, src[self.used])
         return out
 
     def backward(self, g):
@@ -92,7 +94,7 @@ class IndexAdd(Function):
     def forward(self, a, source, index=None, axis=0, alpha=1):
         self.where, self.alpha = (slice(None),) * axis + (index,), alpha
         out = a.copy()
-        np.add.at(out, self.where, source * alpha if alpha != 1 else source)
+        backend.scatter_add(out, self.where, source * alpha if alpha != 1 else source)
         return out
 
     def backward(self, g):

@@ -121,7 +121,15 @@ def filled(old: Any, value: Any) -> Any:
     """A tensor of ``old``'s shape and dtype full of ``value`` (a number or a one-element tensor), as an op
     whose gradient to ``old`` is zero and to a tensor ``value`` the sum."""
     value = value if hasattr(value, "data") else old._lift(value)
-    return Where.apply(value, old, cond=np.ones(old.shape, dtype=bool))
+    return Where.apply(value, old, cond=np.ones_like(old.data, dtype=bool))
+
+
+def _read_only(a: Any) -> bool:
+    """Whether ``a`` may not be written: NumPy's flag; CuPy's arrays have none, so there a broadcast view
+    (stride 0 along a stretched axis, where one element stands for many) counts as read-only."""
+    if type(a) is np.ndarray:
+        return not a.flags.writeable
+    return any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape))
 
 
 def update(t: Any, name: str, fn: Callable[[Any], Any], other: Any = None) -> Any:
@@ -135,7 +143,7 @@ def update(t: Any, name: str, fn: Callable[[Any], Any], other: Any = None) -> An
         raise RuntimeError(f"{name}: this tensor is a view (made by {type(t._ctx).__name__}) of a tensor in the "
                            f"graph; changing a view in place is not supported: assign into the base tensor "
                            f"(x[idx] = x[idx] + y) or compute a new tensor")
-    if not t.data.flags.writeable:
+    if _read_only(t.data):
         raise ValueError(f"{name}: this tensor's data is read-only (an expand() view or a read-only array, where "
                          f"one element may stand for many); change a copy instead")
     if graph:  # the old value joins the graph as a tensor of its own, with t's history

@@ -9,11 +9,13 @@ broadcasting inputs get their gradient summed back to their own shape with ``unb
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from typing import Any
 
 import numpy as np
 
+from .. import backend
 from ..threads import matmul
 from .function import Function
 
@@ -32,21 +34,42 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=512)
-def _filled_vector(n: int, value: float, dtype: np.dtype) -> np.ndarray:
-    vector = np.full(n, value, dtype)
-    vector.flags.writeable = False  # shared between callers
+def _filled_vector(n: int, value: float, dtype: np.dtype, device: Any) -> Any:
+    """``n`` copies of ``value`` on ``device`` (None: the CPU), made once per (n, value, dtype, device)."""
+    xp = np if device is None else backend.device_module(device)
+    vector = xp.full(n, value, dtype)
+    if xp is np:
+        vector.flags.writeable = False  # shared between callers (CuPy's arrays have no such flag)
     return vector
 
 
-def ones_vector(n: int, dtype: np.dtype) -> np.ndarray:
-    """A shared read-only vector of ``n`` ones. Summing a short axis as a matrix-vector product
-    (``x @ ones``) is one BLAS call, several times faster than NumPy's reduction over short rows."""
-    return _filled_vector(n, 1.0, dtype)
+def _device_key(like: Any) -> Any:
+    return None if type(like) is np.ndarray else backend.device_of(like)
 
 
-def mean_vector(n: int, dtype: np.dtype) -> np.ndarray:
-    """A shared read-only vector of ``n`` entries 1/n: ``x @ mean_vector(n)`` is the mean of each row of x."""
-    return _filled_vector(n, 1 / max(n, 1), dtype)
+def ones_vector(n: int, like: np.ndarray) -> np.ndarray:
+    """A shared read-only vector of ``n`` ones in ``like``'s dtype, on ``like``'s device. Summing a short axis
+    as a matrix-vector product (``x @ ones``) is one BLAS call, several times faster than NumPy's reduction
+    over short rows."""
+    return _filled_vector(n, 1.0, like.dtype, _device_key(like))
+
+
+def mean_vector(n: int, like: np.ndarray) -> np.ndarray:
+    """A shared read-only vector of ``n`` entries 1/n in ``like``'s dtype, on ``like``'s device:
+    ``x @ mean_vector(n, x)`` is the mean of each row of x."""
+    return _filled_vector(n, 1 / max(n, 1), like.dtype, _device_key(like))
+
+
+def max_or_neg_inf(a: np.ndarray, axis: Any, keepdims: bool = False) -> np.ndarray:
+    """``np.amax`` over ``axis`` (an int, a tuple or None), -inf where the reduction is empty (NumPy's
+    ``initial=-inf``, which CuPy's ``amax`` lacks: a device fills the empty result explicitly)."""
+    if type(a) is np.ndarray:
+        return np.amax(a, axis=axis, keepdims=keepdims, initial=-np.inf)
+    if a.size:
+        return np.amax(a, axis=axis, keepdims=keepdims)
+    axes = range(a.ndim) if axis is None else [d % a.ndim for d in (axis if isinstance(axis, tuple) else (axis,))]
+    shape = tuple(1 if d in axes else n for d, n in enumerate(a.shape) if keepdims or d not in axes)
+    return np.full_like(a, -np.inf, shape=shape)
 
 
 def as_rows(x: np.ndarray) -> np.ndarray:
@@ -245,8 +268,8 @@ class Sqrt(Function):
         # d sqrt(a) = 1 / (2 sqrt(a)), infinite at a = 0; ``zero_at_zero`` takes it as 0 there, which is
         # PyTorch's gradient of std and norm at constant data (a subgradient: the minimum of a cone).
         if self.zero_at_zero:
-            return np.divide(g, 2 * self.out, out=np.zeros(np.broadcast_shapes(g.shape, self.out.shape), g.dtype),
-                             where=self.out != 0)
+            with np.errstate(divide="ignore", invalid="ignore"):  # (CuPy's ufuncs take no where=)
+                return np.where(self.out != 0, g / (2 * self.out), g.dtype.type(0))
         return g / (2 * self.out)
 
 
@@ -305,7 +328,7 @@ class Clip(Function):
 
     def forward(self, a, lo=None, hi=None):
         # PyTorch's clamp passes the gradient where lo <= a <= hi.
-        self.mask = np.ones(a.shape, dtype=bool)
+        self.mask = np.ones_like(a, dtype=bool)
         if lo is not None:
             self.mask &= a >= lo
         if hi is not None:
@@ -408,7 +431,8 @@ class Permute(Function):
             raise TypeError(f"permute: axes must be integers, got {tuple(dims)}") from None
 
     def backward(self, g):
-        return g.transpose(np.argsort([d % g.ndim for d in self.dims]))
+        inverse = sorted(range(g.ndim), key=lambda i: self.dims[i] % g.ndim)
+        return g.transpose(inverse)
 
 
 class Expand(Function):
@@ -443,11 +467,11 @@ class GetItem(Function):
             raise IndexError(f"getitem: {e} (tensor shape {a.shape})") from None
 
     def backward(self, g):
-        grad = np.zeros(self.shape, dtype=self.dtype)
+        grad = np.zeros_like(g, shape=self.shape, dtype=self.dtype)  # made from g: on g's device
         if _is_basic(self.index):
             grad[self.index] = g  # a view: each element is picked at most once
         else:
-            np.add.at(grad, self.index, g)  # repeated indices add up (embedding lookups)
+            backend.scatter_add(grad, self.index, g)  # repeated indices add up (embedding lookups)
         return grad
 
 
@@ -459,7 +483,7 @@ class Cat(Function):
             raise ValueError("cat: got no tensors")
         check_axis("cat", arrays[0].shape, axis)
         self.axis = axis
-        self.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        self.splits = list(itertools.accumulate(a.shape[axis] for a in arrays))[:-1]
         try:
             return np.concatenate(arrays, axis=axis)
         except ValueError:
@@ -481,6 +505,6 @@ class Where(Function):
             raise ValueError(f"where: condition {cond.shape}, {a.shape}, {b.shape}: shapes cannot broadcast") from None
 
     def backward(self, g):
-        zero = np.zeros((), dtype=g.dtype)
+        zero = g.dtype.type(0)
         return (unbroadcast(np.where(self.cond, g, zero), self.a_shape) if self.needs_input_grad[0] else None,
                 unbroadcast(np.where(self.cond, zero, g), self.b_shape) if self.needs_input_grad[1] else None)

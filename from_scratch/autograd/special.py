@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .. import backend
 from .function import Function
 
 # Cody's coefficients, highest power first, in the order his CALERF loop applies them.
@@ -69,7 +70,7 @@ def _erfc_large(y: np.ndarray) -> np.ndarray:
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
+    x = x if backend.is_array(x) else np.asarray(x)  # host: a list or number
     return x if x.dtype.kind == "f" else x.astype(np.float64)
 
 

@@ -22,7 +22,7 @@ def _as_array(data: Any, dtype: Any = None, device: Any = None) -> Any:
     if isinstance(data, Tensor):
         data = data.data
     if type(data) is np.ndarray or not backend.is_array(data):  # host data
-        arr = np.asarray(data, dtype=dtype)
+        arr = np.asarray(data, dtype=dtype)  # host: moved to ``device`` below if one is given
     else:  # an array of a device stays there; np.asarray would copy it to the host, or refuse as CuPy does
         arr = data if dtype is None else data.astype(dtype, copy=False)
     if dtype is None:
@@ -156,7 +156,7 @@ class Tensor(TensorAPIMixin):
             if dtype is None:
                 return Tensor(other)
         if type(self.data) is np.ndarray:
-            return Tensor._make(np.asarray(other, dtype=dtype), False)
+            return Tensor._make(np.asarray(other, dtype=dtype), False)  # host: beside a CPU tensor
         return Tensor._make(_device_constant(other, dtype, self.data), False)
 
     def _operands(self, other: Any, floating: bool = False) -> tuple["Tensor", "Tensor"]:
@@ -414,7 +414,7 @@ def _raw_index(index: Any, like: Any = None) -> Any:
     if isinstance(index, tuple):
         return tuple(_raw_index(i, like) for i in index)
     if isinstance(index, list):
-        index = np.asarray(index)
+        index = np.asarray(index)  # host: a list, copied to like's device below
     index = _raw(index)
     if like is not None and type(like) is not np.ndarray and type(index) is np.ndarray:
         index = backend.to_device(index, backend.device_of(like))
@@ -456,7 +456,7 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
         b, a = b._operands(a)
     cond = _raw(cond)
     if type(a.data) is np.ndarray or backend.is_array(cond):
-        cond = cond.astype(bool, copy=False) if backend.is_array(cond) else np.asarray(cond, dtype=bool)
+        cond = cond.astype(bool, copy=False) if backend.is_array(cond) else np.asarray(cond, dtype=bool)  # host
     else:  # a list or host mask beside tensors on a device
         cond = _device_constant(cond, bool, a.data)
     return ops.Where.apply(a, b, cond=cond)

@@ -131,9 +131,11 @@ def _sort_order(a: np.ndarray, axis: int, descending: bool) -> np.ndarray:
     """Indices that sort ``a`` along ``axis`` stably (equal values keep their order), NaN counted as
     the largest value, as PyTorch sorts. Descending: sort the reversed array ascending and reverse the
     result, which keeps ties in index order with no negation (which would break unsigned ints)."""
+    # CuPy's argsort is always stable and refuses kind= (NumPy's default quicksort is not stable)
+    kind = {"kind": "stable"} if type(a) is np.ndarray else {}
     if not descending:
-        return np.argsort(a, axis=axis, kind="stable").astype(np.int64, copy=False)
-    reversed_order = np.argsort(np.flip(a, axis), axis=axis, kind="stable")
+        return np.argsort(a, axis=axis, **kind).astype(np.int64, copy=False)
+    reversed_order = np.argsort(np.flip(a, axis), axis=axis, **kind)
     return (a.shape[axis] - 1 - np.flip(reversed_order, axis)).astype(np.int64, copy=False)
 
 
@@ -267,7 +269,7 @@ class TensorAPIMixin:
         axis = ops.check_axis("logsumexp", self.shape, dim)
         # log sum exp(x) = m + log sum exp(x - m) with m the (constant) max: no exp overflows. An infinite
         # max is replaced by 0 so that all -inf gives -inf, not (-inf) - (-inf) = NaN.
-        m = np.amax(self.data, axis=axis, keepdims=True, initial=-np.inf)
+        m = ops.max_or_neg_inf(self.data, axis, keepdims=True)
         m = np.where(np.isfinite(m), m, 0).astype(self.data.dtype, copy=False)
         total = (self - self._make(m, False)).exp().sum(axis, keepdims=keepdim)
         with np.errstate(divide="ignore"):  # log 0 = -inf is the answer for all -inf (or no) inputs
@@ -290,8 +292,9 @@ class TensorAPIMixin:
         if p == -np.inf:
             return self.abs().min(axes, keepdims=keepdim)
         if p == 0:
-            count = np.count_nonzero(self.data, axis=axes, keepdims=keepdim)
-            return self._make(np.asarray(count, dtype=self.data.dtype), False)
+            count = (self.data != 0).sum(axis=axes, keepdims=True, dtype=self.data.dtype)  # an array, not a scalar
+            out = count if keepdim else (count.reshape(()) if axes is None else np.squeeze(count, axes))
+            return self._make(out, False)
         return Norm.apply(self, p=float(p), axis=axes, keepdims=keepdim)
 
     @dim_alias
@@ -336,7 +339,7 @@ class TensorAPIMixin:
         """out[i][j][k] = self[i][index[i][j][k]][k] for dim=1 (``torch.gather``); ``index`` (int64 Tensor,
         ndarray or list) has self's number of dims and is no larger outside ``dim``. Differentiable in self."""
         axis = _one_axis("gather", self.shape, dim)
-        index = check_index("gather", _array(index), self.shape[axis], axis)
+        index = check_index("gather", _array(index), self.shape[axis], axis, self.data)
         check_index_shape("gather", index, self.shape, axis)
         return Gather.apply(self, index=index, axis=axis)
 
@@ -345,7 +348,7 @@ class TensorAPIMixin:
         """A copy of self with self[i][index[i][j][k]][k] += src[i][j][k] for dim=1 (``torch.scatter_add``).
         Differentiable in self and src; repeated indices add up."""
         axis = _one_axis("scatter_add", self.shape, dim)
-        index = check_index("scatter_add", _array(index), self.shape[axis], axis)
+        index = check_index("scatter_add", _array(index), self.shape[axis], axis, self.data)
         src = self._lift(src)
         check_index_shape("scatter_add", index, self.shape, axis)
         check_index_shape("scatter_add", index, src.shape, None, what="src")
@@ -357,7 +360,7 @@ class TensorAPIMixin:
         """A copy of self with self[..., index[i], ...] += alpha * source[..., i, ...] along ``dim``
         (``torch.index_add``); ``index`` is 1-D. Differentiable in self and source."""
         axis = _one_axis("index_add", self.shape, dim)
-        index = check_index("index_add", _array(index), self.shape[axis], axis)
+        index = check_index("index_add", _array(index), self.shape[axis], axis, self.data)
         source = self._lift(source)
         expected = self.shape[:axis] + index.shape + self.shape[axis + 1:]
         if index.ndim != 1 or source.shape != expected:
@@ -370,7 +373,7 @@ class TensorAPIMixin:
     def index_select(self, dim: int, index: Any) -> "Tensor":
         """The slices at ``index`` (1-D) along ``dim``; differentiable, repeated indices add their gradients."""
         axis = _one_axis("index_select", self.shape, dim)
-        index = check_index("index_select", _array(index), self.shape[axis], axis)
+        index = check_index("index_select", _array(index), self.shape[axis], axis, self.data)
         if index.ndim != 1:
             raise ValueError(f"index_select: index must be 1-D, got shape {index.shape}")
         return self[(slice(None),) * axis + (index,)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import backend
 from .function import Function
 
 Pair = tuple  # (along H, along W)
@@ -26,7 +27,7 @@ def padded(x: np.ndarray, padding: tuple, value: float = 0) -> np.ndarray:
     if not (top or bottom or left or right):
         return x
     h, w = x.shape[-2:]
-    out = np.full(x.shape[:-2] + (top + h + bottom, left + w + right), value, x.dtype)
+    out = np.full_like(x, value, shape=x.shape[:-2] + (top + h + bottom, left + w + right))
     out[..., top:top + h, left:left + w] = x
     return out
 
@@ -42,8 +43,11 @@ def windows(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair) -> np.nd
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     oh, ow = window_count(xp.shape[2], kh, sh, dh), window_count(xp.shape[3], kw, sw, dw)
     s_n, s_c, s_h, s_w = xp.strides
-    return np.lib.stride_tricks.as_strided(xp, xp.shape[:2] + (kh, kw, oh, ow),
-                                           (s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw), writeable=False)
+    shape, strides = xp.shape[:2] + (kh, kw, oh, ow), (s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw)
+    if type(xp) is np.ndarray:
+        return np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
+    # as_strided is no NumPy array function (nothing dispatches it): the device's own, which has no writeable=
+    return backend.get_array_module(xp).lib.stride_tricks.as_strided(xp, shape, strides)
 
 
 def _offset_slice(i: int, j: int, out_size: Pair, stride: Pair, dilation: Pair) -> tuple:
@@ -73,7 +77,7 @@ def fold(cols: np.ndarray, size: tuple, kernel: Pair, stride: Pair, padding: tup
     out_size = (window_count(hp, kernel[0], stride[0], dilation[0]), window_count(wp, kernel[1], stride[1], dilation[1]))
     c = cols.shape[0] // (kernel[0] * kernel[1])
     cols = cols.reshape(c, kernel[0], kernel[1], -1, *out_size)
-    out = np.zeros((c, cols.shape[3], hp, wp), cols.dtype)  # (C, N, ...): the same order as the columns
+    out = np.zeros_like(cols, shape=(c, cols.shape[3], hp, wp))  # (C, N, ...): the same order as the columns
     for i in range(kernel[0]):  # windows overlap: one strided add per kernel offset, never per pixel
         for j in range(kernel[1]):
             out[_offset_slice(i, j, out_size, stride, dilation)] += cols[:, i, j]
@@ -121,7 +125,7 @@ class WindowMax(Function):
         best = view[:, :, 0, 0].copy()
         # which offset won, numbered i * kw + j. Masked copies with data-dependent masks are slow in NumPy
         # (a branch per element), so everything below is branch-free arithmetic.
-        self.winner = winner = np.zeros(best.shape, np.min_scalar_type(kernel[0] * kernel[1]))
+        self.winner = winner = np.zeros_like(best, dtype=np.min_scalar_type(kernel[0] * kernel[1]))
         for k in range(1, kernel[0] * kernel[1]):
             candidate = view[:, :, k // kernel[1], k % kernel[1]]
             better = candidate > best  # strict: the first of equal maxima keeps the window
@@ -135,7 +139,7 @@ class WindowMax(Function):
         return best
 
     def backward(self, g):
-        gp = np.zeros(self.padded_shape, g.dtype)
+        gp = np.zeros_like(g, shape=self.padded_shape)
         for k in range(self.kernel[0] * self.kernel[1]):
             routed = (self.winner == k).astype(g.dtype)
             routed *= g

@@ -5,6 +5,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import backend
 from ..autograd.tensor import Tensor, cat
 from .inputs import as_tensor
 
@@ -17,20 +18,22 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     """Integer class ids (...) -> int64 one-hot rows (..., num_classes), as ``torch.nn.functional.one_hot``.
 
     ``num_classes=-1`` means the largest id + 1. Raises TypeError for non-integer ids, ValueError for
-    a negative id or one >= num_classes. The result is a constant (no gradient).
+    a negative id or one >= num_classes. The result is a constant (no gradient), on the ids' device (a list
+    or NumPy array: the CPU).
     """
-    ids = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
+    ids = tensor.data if isinstance(tensor, Tensor) else tensor
+    ids = ids if backend.is_array(ids) else np.asarray(ids)  # host: a list
     if ids.dtype.kind not in "iu":
         raise TypeError(f"one_hot: class ids must be integers, got dtype {ids.dtype}")
     if ids.size and ids.min() < 0:
-        raise ValueError(f"one_hot: class id {ids.min()} is negative")
+        raise ValueError(f"one_hot: class id {ids.min().item()} is negative")
     if num_classes == -1:
         if not ids.size:
             raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass num_classes")
         num_classes = int(ids.max()) + 1
     if ids.size and ids.max() >= num_classes:
-        raise ValueError(f"one_hot: class id {ids.max()} is outside [0, {num_classes})")
-    return Tensor(np.arange(num_classes) == ids[..., None], dtype=np.int64)
+        raise ValueError(f"one_hot: class id {ids.max().item()} is outside [0, {num_classes})")
+    return Tensor(backend.get_array_module(ids).arange(num_classes) == ids[..., None], dtype=np.int64)
 
 
 def pad(input: Any, pad: Sequence[int], mode: str = "constant", value: float | None = None) -> Tensor:
@@ -59,7 +62,7 @@ def pad(input: Any, pad: Sequence[int], mode: str = "constant", value: float | N
         if mode == "constant":
             x = _pad_constant(x, axis, before, after, 0.0 if value is None else value)
         else:
-            x = x[(slice(None),) * axis + (_pad_index(mode, x.shape[axis], before, after, x.shape),)]
+            x = x[(slice(None),) * axis + (_pad_index(mode, x.shape[axis], before, after, x),)]
     return x
 
 
@@ -73,13 +76,14 @@ def _pad_constant(x: Tensor, axis: int, before: int, after: int, value: float) -
     for amount, where in ((before, 0), (after, 1)):
         if amount > 0:
             shape = x.shape[:axis] + (amount,) + x.shape[axis + 1:]
-            blocks.insert(where * len(blocks), Tensor(np.full(shape, value, x.dtype), dtype=x.dtype))
+            blocks.insert(where * len(blocks), Tensor._make(np.full_like(x.data, value, shape=shape), False))
     return cat(blocks, axis) if len(blocks) > 1 else x
 
 
-def _pad_index(mode: str, n: int, before: int, after: int, shape: tuple) -> np.ndarray:
-    """The source position of each output position along one axis of length n."""
-    idx = np.arange(-before, n + after)
+def _pad_index(mode: str, n: int, before: int, after: int, x: Tensor) -> np.ndarray:
+    """The source position of each output position along one axis of length n, on ``x``'s device."""
+    shape = x.shape
+    idx = backend.get_array_module(x.data).arange(-before, n + after)
     limit = {"reflect": n - 1, "circular": n}.get(mode, np.inf)  # replicate pads any amount
     if n == 0 or max(before, after) > limit or n + before + after < 0:
         raise ValueError(f"pad: {mode} padding of ({before}, {after}) does not fit an axis of length {n} "

@@ -11,12 +11,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import backend
 from ..autograd import fused_attention, fused_blocks
 from ..autograd.tensor import Tensor, get_default_dtype, where
 from ..random import dropout_scale
 from .activation import softmax_simple
 from .fastpath import fused_enabled
-from .inputs import as_tensor
+from .inputs import as_tensor, constant
 from .linear import dropout, linear_simple
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention", "scaled_dot_product_attention_simple",
@@ -111,19 +112,18 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = No
     batch = _broadcast_shapes(qs[:-2], ks[:-2])
     if batch is None:
         raise ValueError(f"attention: the batch axes of queries {q.shape} and keys {k.shape} cannot broadcast")
-    constant = _attention_mask(mask, batch + (qs[-2], ks[-2]))
+    if _mask_needs_grad(mask):
+        inputs, fixed = [q, k, mask], None
+    else:
+        inputs, fixed = [q, k], _attention_mask(q, mask, batch + (qs[-2], ks[-2]))
     if not fused_enabled():
         if num_heads is not None:
             q, k, v = (split_heads(t, num_heads) if t.ndim == 3 else t for t in (q, k, v))
-        out, weights = scaled_dot_product_attention_simple(q, k, v, mask if _mask_needs_grad(mask) else constant,
+        out, weights = scaled_dot_product_attention_simple(q, k, v, mask if fixed is None else fixed,
                                                            dropout_p, training)
         out = out if num_heads is None else merge_heads(out)
         return (out, weights) if return_weights else out
-    inputs = [q, k]
-    if _mask_needs_grad(mask):
-        inputs.append(mask)
-        constant = None
-    weights = fused_attention.AttentionWeights.apply(*inputs, mask=constant, scale=1 / math.sqrt(qs[-1]),
+    weights = fused_attention.AttentionWeights.apply(*inputs, mask=fixed, scale=1 / math.sqrt(qs[-1]),
                                                      heads=num_heads)
     dropped = dropout(weights, dropout_p, training)
     out = dropped @ v if num_heads is None else fused_attention.AttendValues.apply(dropped, v, heads=num_heads)
@@ -159,25 +159,26 @@ def multi_head_attention(query: Tensor, key: Tensor | None, value: Tensor | None
     if value is not None and value.shape[1] != memory.shape[1]:
         raise ValueError(f"multi_head_attention: keys of shape {memory.shape} and values of shape {value.shape} "
                          f"differ in length")
-    constant = _attention_mask(mask, (query.shape[0], num_heads, query.shape[1], memory.shape[1]))
+    fixed = _attention_mask(query, mask, (query.shape[0], num_heads, query.shape[1], memory.shape[1]))
     if need_weights or _mask_needs_grad(mask) or not fused_enabled():
         out, weights = multi_head_attention_simple(query, key, value, params, num_heads,
-                                                   mask if _mask_needs_grad(mask) else constant, dropout_p, training)
+                                                   mask if _mask_needs_grad(mask) else fixed, dropout_p, training)
         return out, (weights if need_weights else weights.detach())
     sources, groups = ((query,), (3,)) if key is None else ((query, key), (1, 2)) if value is None else \
         ((query, key, value), (1, 1, 1))
     weights_shape = (query.shape[0], num_heads, query.shape[1], memory.shape[1])
     keep = dropout_scale(weights_shape, dropout_p, query.dtype, query.data) if training else None
-    out, ctx = fused_blocks.MultiHeadAttention.apply_with_ctx(*sources, *params, groups=groups, mask=constant,
+    out, ctx = fused_blocks.MultiHeadAttention.apply_with_ctx(*sources, *params, groups=groups, mask=fixed,
                                                               heads=num_heads, keep=keep)
     return out, Tensor(ctx.weights, dtype=ctx.weights.dtype)
 
 
-def _attention_mask(mask: Any, scores_shape: tuple) -> np.ndarray | None:
-    """The mask as an array, checked to broadcast to the scores' shape."""
+def _attention_mask(q: Tensor, mask: Any, scores_shape: tuple) -> np.ndarray | None:
+    """The mask as an array on the queries' device (RuntimeError if it is on another), checked to broadcast
+    to the scores' shape."""
     if mask is None:
         return None
-    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    m = constant(q, mask, "attention", "mask")
     if _broadcast_shapes(m.shape, scores_shape) != scores_shape:
         raise ValueError(f"attention: mask of shape {m.shape} does not broadcast to scores of shape {scores_shape}")
     return m
@@ -214,14 +215,21 @@ def _heads_shape(name: str, t: Tensor, num_heads: int | None) -> tuple:
     return b, num_heads, n, h // num_heads
 
 
-def create_padding_mask(seq: Any, pad_token_id: int = 0) -> Tensor:
-    """Additive mask (B, 1, 1, T): -1e9 at padding positions, 0 elsewhere."""
-    seq = np.asarray(seq.data if isinstance(seq, Tensor) else seq)
-    mask = (seq == pad_token_id)[:, None, None, :]
+def create_padding_mask(seq: Any, pad_token_id: int = 0, device: Any = None) -> Tensor:
+    """Additive mask (B, 1, 1, T) from token ids ``seq`` (B, T): -1e9 at padding positions, 0 elsewhere.
+    Made on ``seq``'s device (a list or NumPy array: the CPU), or on ``device`` if given (a copy of ``seq``
+    goes there first)."""
+    ids = seq.data if isinstance(seq, Tensor) else seq
+    ids = ids if backend.is_array(ids) else np.asarray(ids)  # host: a list, moved to ``device`` if given
+    if device is not None:
+        ids = backend.to_device(ids, device)
+    mask = (ids == pad_token_id)[:, None, None, :]
     return Tensor(np.where(mask, MASK_VALUE, 0.0).astype(get_default_dtype()))
 
 
-def create_causal_mask(size: int) -> Tensor:
-    """Additive mask (1, 1, size, size): -1e9 above the diagonal (future positions), 0 elsewhere."""
-    upper = np.triu(np.ones((size, size), dtype=bool), k=1)
-    return Tensor(np.where(upper, MASK_VALUE, 0.0).astype(get_default_dtype())[None, None])
+def create_causal_mask(size: int, device: Any = None) -> Tensor:
+    """Additive mask (1, 1, size, size): -1e9 above the diagonal (future positions), 0 elsewhere, made on
+    ``device`` (the CPU by default)."""
+    xp = backend.device_module(device or "cpu")
+    upper = xp.triu(xp.ones((size, size), dtype=bool), k=1)
+    return Tensor(xp.where(upper, MASK_VALUE, 0.0).astype(get_default_dtype())[None, None])

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..autograd import fused, fused_blocks
 from ..autograd.tensor import Tensor
 from ..random import dropout_scale
 from .activation import relu
 from .fastpath import fused_enabled
-from .inputs import as_tensor
+from .inputs import as_tensor, constant
 
 __all__ = ["dropout", "linear", "embedding", "feed_forward", "linear_simple", "feed_forward_simple"]
 
@@ -78,12 +76,14 @@ def feed_forward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, drop
 
 
 def embedding(ids: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
-    """Look up rows of ``weight``; repeated ids get their gradients summed, ``padding_idx``'s row none."""
-    ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+    """Look up rows of ``weight``; repeated ids get their gradients summed, ``padding_idx``'s row none.
+    ``ids`` must be on ``weight``'s device (RuntimeError otherwise; a list is made there)."""
+    weight = as_tensor(weight, "embedding", "weight")
+    ids = constant(weight, ids, "embedding", "ids")
     if ids.dtype.kind not in "iu":
         raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
     n = weight.shape[0]
     if ids.size and (ids.min() < 0 or ids.max() >= n):
-        bad = ids.min() if ids.min() < 0 else ids.max()
+        bad = (ids.min() if ids.min() < 0 else ids.max()).item()
         raise IndexError(f"embedding: id {bad} is outside the table of {n} rows [0, {n})")
     return fused.Embedding.apply(weight, ids=ids, padding_idx=padding_idx)

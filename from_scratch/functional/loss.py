@@ -4,6 +4,9 @@ Arguments, defaults and formulas follow ``torch.nn.functional``. One difference 
 classification losses take class scores on the last axis, (..., C), with targets (...), unless
 ``class_axis`` says otherwise; ``class_axis=1`` is PyTorch's layout (N, C, d1, ...) with targets
 (N, d1, ...). The loss modules in ``nn/loss.py`` always use PyTorch's layout.
+
+Targets, class weights and ``pos_weight`` must be on the input's device, as in PyTorch: one on another
+device is a RuntimeError naming both (``inputs.constant``), never a silent copy.
 """
 from __future__ import annotations
 
@@ -14,9 +17,10 @@ import numpy as np
 from ..autograd import fused
 from ..autograd.ops import check_axis
 from ..autograd.tensor import Tensor
+from .. import backend
 from .activation import log_softmax, log_softmax_simple
 from .fastpath import fused_enabled
-from .inputs import as_tensor
+from .inputs import as_tensor, constant
 
 __all__ = ["cross_entropy", "cross_entropy_simple", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits"]
@@ -31,7 +35,7 @@ def _classes_last(name: str, input: Any, target: Any, class_axis: int) -> tuple[
     """Return the scores with classes moved to the last axis, and the targets as an integer array of
     the matching shape (scores (..., C) -> targets (...)); raise naming both shapes if they differ."""
     x = as_tensor(input, name)
-    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    t = constant(x, target, name, "target")
     if x.ndim == 0:
         raise ValueError(f"{name}: input must have a class axis, got a scalar")
     (axis,) = check_axis(name, x.shape, class_axis)
@@ -55,14 +59,15 @@ def _check_targets(name: str, target: np.ndarray, num_classes: int, ignore_index
     if ignore_index is not None:
         bad &= target != ignore_index
     if bad.any():
-        raise IndexError(f"{name}: target value {target[bad].flat[0]} is outside [0, {num_classes})")
+        raise IndexError(f"{name}: target value {target[bad].ravel()[0].item()} is outside [0, {num_classes})")
 
 
-def _class_weight(name: str, weight: Any, num_classes: int, dtype: np.dtype) -> np.ndarray | None:
-    """The per-class rescaling weight as a constant array (PyTorch does not differentiate it either)."""
+def _class_weight(name: str, weight: Any, num_classes: int, x: Tensor) -> np.ndarray | None:
+    """The per-class rescaling weight as a constant array on x's device, in its dtype (PyTorch does not
+    differentiate it either)."""
     if weight is None:
         return None
-    w = np.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype=dtype)
+    w = constant(x, weight, name, "weight", x.dtype)
     if w.shape != (num_classes,):
         raise ValueError(f"{name}: weight of shape {w.shape} must have one entry per class, ({num_classes},)")
     return w
@@ -71,7 +76,7 @@ def _class_weight(name: str, weight: Any, num_classes: int, dtype: np.dtype) -> 
 def _target_weights(target: np.ndarray, weight: np.ndarray | None, ignore_index: int | None,
                     dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     """Each target's weight w[t] (1 without class weights, 0 where ignored) and the targets to index with."""
-    valid = np.ones(target.shape, bool) if ignore_index is None else target != ignore_index
+    valid = np.ones_like(target, dtype=bool) if ignore_index is None else target != ignore_index
     safe = np.where(valid, target, 0)
     scale = valid.astype(dtype) if weight is None else np.where(valid, weight[safe], 0).astype(dtype)
     return scale, safe
@@ -114,7 +119,7 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     _check_targets("cross_entropy", t, c, ignore_index, reduction)
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    w = _class_weight("cross_entropy", weight, c, x.dtype)
+    w = _class_weight("cross_entropy", weight, c, x)
     if ignore_index is not None and not (t == ignore_index).any():
         ignore_index = None  # nothing to ignore: the same loss, without masking
     if w is None and fused_enabled():
@@ -127,7 +132,8 @@ def cross_entropy_simple(input: Tensor, target: Any, weight: Any = None, ignore_
                          reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """The plain version of ``cross_entropy`` on scores (..., C) and integer targets (...):
     -log softmax(x)[t], PyTorch's own composition of ``log_softmax`` and ``nll_loss``, plus smoothing."""
-    return _smoothed_nll(log_softmax_simple(input, -1), np.asarray(getattr(target, "data", target)), weight,
+    x = as_tensor(input, "cross_entropy_simple")
+    return _smoothed_nll(log_softmax_simple(x, -1), constant(x, target, "cross_entropy_simple", "target"), weight,
                          ignore_index, reduction, label_smoothing)
 
 
@@ -138,7 +144,7 @@ def _smoothed_nll(log_probs: Tensor, t: np.ndarray, weight: Any, ignore_index: i
     if not label_smoothing:
         return loss
     c = log_probs.shape[-1]
-    w = _class_weight("cross_entropy", weight, c, log_probs.dtype)
+    w = _class_weight("cross_entropy", weight, c, log_probs)
     scale, _ = _target_weights(t, w, ignore_index, log_probs.dtype)
     smooth = -(log_probs if w is None else log_probs * w).sum(axis=-1)
     if ignore_index is not None:
@@ -156,8 +162,8 @@ def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int | No
     x, t = _classes_last("nll_loss", input, target, class_axis)
     c = x.shape[-1]
     _check_targets("nll_loss", t, c, ignore_index, reduction)
-    scale, safe = _target_weights(t, _class_weight("nll_loss", weight, c, x.dtype), ignore_index, x.dtype)
-    picked = x.reshape(-1, c)[np.arange(t.size), safe.ravel()]
+    scale, safe = _target_weights(t, _class_weight("nll_loss", weight, c, x), ignore_index, x.dtype)
+    picked = x.reshape(-1, c)[backend.get_array_module(t).arange(t.size), safe.ravel()]
     losses = (-picked * scale.ravel()).reshape(t.shape)
     return _weighted_reduce(losses, scale, reduction)
 
@@ -170,8 +176,10 @@ def _reduce(name: str, loss: Tensor, reduction: str) -> Tensor:
 def _pair(name: str, input: Any, target: Any) -> tuple[Tensor, Tensor]:
     """Input and target as Tensors of one shape (PyTorch would broadcast with a warning; we refuse)."""
     input = as_tensor(input, name)
-    if not isinstance(target, Tensor):  # a constant of the input's float dtype
-        target = Tensor(target, dtype=input.dtype) if input.dtype.kind == "f" else Tensor(target)
+    if isinstance(target, Tensor):  # it may need a gradient: only its device is checked
+        constant(input, target, name, "target")
+    else:
+        target = input._lift(constant(input, target, name, "target"))
     if input.shape != target.shape:
         raise ValueError(f"{name}: input of shape {input.shape} and target of shape {target.shape} differ")
     return input, target
@@ -192,7 +200,7 @@ def l1_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
 
 def _rescale(name: str, loss: Tensor, weight: Any, reduction: str) -> Tensor:
     """Multiply elementwise losses by ``weight`` (broadcast to the input's shape), then reduce."""
-    w = np.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype=loss.dtype)
+    w = constant(loss, weight, name, "weight", loss.dtype)
     try:
         np.broadcast_to(w, loss.shape)
     except ValueError:
@@ -230,7 +238,7 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None
     else:
         # -log s(x) = softplus(-x) = relu(-x) + log(1 + exp(-|x|)), and -log(1 - s(x)) = x + softplus(-x), so
         # loss = (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x)
-        pw = np.asarray(pos_weight.data if isinstance(pos_weight, Tensor) else pos_weight, dtype=input.dtype)
+        pw = input._lift(constant(input, pos_weight, name, "pos_weight", input.dtype))
         softplus = (-input).relu() + ((-input.abs()).exp() + 1).log()
         loss = (1 - target) * input + (1 + (pw - 1) * target) * softplus
-    return _rescale(name, loss, 1 if weight is None else weight, reduction)
+    return _reduce(name, loss, reduction) if weight is None else _rescale(name, loss, weight, reduction)

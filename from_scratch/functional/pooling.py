@@ -6,11 +6,11 @@ with the bin-averaging matrices. Inputs are (N, C, H, W) or unbatched (C, H, W).
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
+from .. import backend
 from ..autograd import window
 from ..autograd.tensor import Tensor
 from .conv import image_batch, ntuple, out_sizes
@@ -61,7 +61,8 @@ def avg_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     elif count_include_pad or not any(p for pair in pads for p in pair):
         divisor = kernel[0] * kernel[1]
     else:  # the real (unpadded) cells of each window: per axis, its overlap with [0, size)
-        per_axis = [np.minimum(np.arange(o) * s - p + k, size) - np.maximum(np.arange(o) * s - p, 0)
+        xp = backend.get_array_module(x.data)  # made on the input's device
+        per_axis = [np.minimum(xp.arange(o) * s - p + k, size) - np.maximum(xp.arange(o) * s - p, 0)
                     for o, s, (p, _), k, size in zip((oh, ow), stride, pads, kernel, x.shape[2:])]
         divisor = np.outer(*per_axis).astype(x.dtype)
     out = sums * (1 / divisor) if np.ndim(divisor) == 0 else sums / divisor
@@ -78,15 +79,16 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
         raise ValueError(f"adaptive_avg_pool2d: output_size must be a positive int, None or two of them, "
                          f"got {output_size!r}")
     sizes = tuple(n if s is None else s for s, n in zip(sizes, x.shape[2:]))
-    p_h, p_w = (_bin_means(out, n, x.data.dtype) for out, n in zip(sizes, x.shape[2:]))
+    p_h, p_w = (_bin_means(out, n, x.data) for out, n in zip(sizes, x.shape[2:]))
     out = x._lift(p_h) @ (x @ x._lift(p_w.T))
     return out[0] if unbatched else out
 
 
-def _bin_means(out: int, n: int, dtype: np.dtype) -> np.ndarray:
-    """(out, n): row i holds 1 / len over bin i = [floor(i n / out), ceil((i + 1) n / out)), PyTorch's bins."""
-    matrix = np.zeros((out, n), dtype)
-    for i in range(out):
-        start, end = (i * n) // out, math.ceil((i + 1) * n / out)
-        matrix[i, start:end] = 1 / (end - start)
-    return matrix
+def _bin_means(out: int, n: int, like: np.ndarray) -> np.ndarray:
+    """(out, n) in ``like``'s dtype, on its device: row i holds 1 / len over bin i = [floor(i n / out),
+    ceil((i + 1) n / out)), PyTorch's bins."""
+    xp = backend.get_array_module(like)
+    i = xp.arange(out)[:, None]
+    start, end = (i * n) // out, -((-(i + 1) * n) // out)  # floor, and ceil by floor of the negation
+    cells = xp.arange(n)[None, :]
+    return (((cells >= start) & (cells < end)) / (end - start)).astype(like.dtype)

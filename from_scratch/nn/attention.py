@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from .. import functional as F
 from ..autograd.tensor import Tensor
 from . import init
@@ -47,8 +45,9 @@ class MultiHeadAttention(Module):
     whose ``attn_mask``/``key_padding_mask`` take True where attending is NOT allowed: pass ``~mask``
     for a mask written for that layer. A query with every key hidden (False or -inf) gets output
     0 and gradient 0 (PyTorch's SDPA rule), on the fused path and the unfused one alike.
-    The attention weights of the last call are kept in ``attn_weights`` (an ndarray of shape
-    (B, num_heads, T_q, T_k)); ``return_weights=True`` also returns them as a differentiable Tensor.
+    The attention weights of the last call are kept in ``attn_weights`` (an array of shape
+    (B, num_heads, T_q, T_k), on the layer's device); ``return_weights=True`` also returns them as a
+    differentiable Tensor.
 
     Shape: q (B, T_q, hidden_size), k and v (B, T_k, hidden_size) -> (B, T_q, hidden_size).
     """
@@ -64,7 +63,7 @@ class MultiHeadAttention(Module):
         self.k_linear = Linear(hidden_size, hidden_size)
         self.v_linear = Linear(hidden_size, hidden_size)
         self.fc = Linear(hidden_size, hidden_size)
-        self.attn_weights: np.ndarray | None = None
+        self.attn_weights: Any = None  # an array on the layer's device
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

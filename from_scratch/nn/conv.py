@@ -5,10 +5,8 @@ import contextlib
 import math
 from typing import Any, Iterator
 
-import numpy as np
-
 from .. import functional as F
-from ..autograd.tensor import Tensor, get_default_dtype
+from ..autograd.tensor import Tensor
 from ..functional.conv import ntuple
 from . import init
 from .module import Module, Parameter
@@ -53,9 +51,8 @@ class _ConvNd(Module):
             self.padding = tup("padding", padding, 0)
         self.padding_mode, self.transposed = padding_mode, transposed
         shape = (in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups)
-        dtype = get_default_dtype()
-        self.weight = Parameter(np.empty(shape + self.kernel_size, dtype))
-        self.bias = Parameter(np.empty(out_channels, dtype)) if bias else None
+        self.weight = Parameter(init.empty(*shape, *self.kernel_size))
+        self.bias = Parameter(init.empty(out_channels)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from .. import functional as F
-from ..autograd.tensor import Tensor, get_default_dtype
+from ..autograd.tensor import Tensor
 from . import init
 from .module import Module, Parameter
 
@@ -25,7 +23,7 @@ class Embedding(Module):
         if padding_idx is not None and padding_idx < 0:
             padding_idx += num_embeddings
         self.padding_idx = padding_idx
-        self.weight = Parameter(np.empty((num_embeddings, embedding_dim), get_default_dtype()))
+        self.weight = Parameter(init.empty(num_embeddings, embedding_dim))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -1,12 +1,24 @@
-"""Parameter initialisers (in place, drawing from the library's seeded generator)."""
+"""Parameter initialisers (in place, drawing from the library's seeded generator).
+
+Layers are built on the CPU and moved with ``Module.to(device)``, as in PyTorch; the random initialisers
+draw on the host from the CPU's generator and copy the values onto the tensor's device, so one seed gives
+the same weights on every device, however a layer got there.
+"""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from ..autograd.tensor import Tensor
+from .. import backend
+from ..autograd.tensor import Tensor, get_default_dtype
 from ..random import get_rng
+
+
+def empty(*shape: int, dtype: Any = None) -> np.ndarray:
+    """An uninitialised host array for a new layer's parameter or buffer (``dtype``: the default dtype)."""
+    return np.empty(shape, dtype or get_default_dtype())  # host: layers are built on the CPU (see above)
 
 
 def _fans(t: Tensor) -> tuple[int, int]:
@@ -17,22 +29,22 @@ def _fans(t: Tensor) -> tuple[int, int]:
 
 
 def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    t.data = get_rng().uniform(a, b, t.shape).astype(t.dtype)
+    t.data = backend.to_device(get_rng().uniform(a, b, t.shape).astype(t.dtype), t.device)
     return t
 
 
 def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    t.data = (get_rng().standard_normal(t.shape) * std + mean).astype(t.dtype)
+    t.data = backend.to_device((get_rng().standard_normal(t.shape) * std + mean).astype(t.dtype), t.device)
     return t
 
 
 def zeros_(t: Tensor) -> Tensor:
-    t.data = np.zeros(t.shape, t.dtype)
+    t.data = np.zeros_like(t.data)
     return t
 
 
 def ones_(t: Tensor) -> Tensor:
-    t.data = np.ones(t.shape, t.dtype)
+    t.data = np.ones_like(t.data)
     return t
 
 

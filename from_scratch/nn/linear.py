@@ -4,10 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from .. import functional as F
-from ..autograd.tensor import Tensor, get_default_dtype
+from ..autograd.tensor import Tensor
 from . import init
 from .module import Module, Parameter
 
@@ -21,8 +19,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(np.empty((out_features, in_features), get_default_dtype()))
-        self.bias = Parameter(np.empty(out_features, get_default_dtype())) if bias else None
+        self.weight = Parameter(init.empty(out_features, in_features))
+        self.bias = Parameter(init.empty(out_features)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

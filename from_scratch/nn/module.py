@@ -235,13 +235,15 @@ class Module:
         """Move every parameter and buffer (and gradient) to ``device``, in place: each keeps its identity,
         so an optimizer made before ``to`` keeps working. Returns self.
 
-        Raises the backend's error (``cuda`` without CuPy or a GPU) before anything has moved."""
+        Raises the backend's error (``cuda`` without CuPy or a GPU) before anything has moved; every copy is
+        made before any tensor changes, so a copy that fails (out of memory) leaves the module as it was."""
         device = backend.device(device)
-        backend.device_module(device)  # fails here, with nothing half-moved, if the device is unusable
-        for t in self._named_state().values():
-            t.data = backend.to_device(t.data, device)
-            if t.grad is not None:
-                t.grad = backend.to_device(t.grad, device)
+        backend.device_module(device)  # fails here if the device is unusable
+        tensors = list({id(t): t for t in self._named_state().values()}.values())  # shared ones once
+        moved = [(backend.to_device(t.data, device), None if t.grad is None else backend.to_device(t.grad, device))
+                 for t in tensors]
+        for t, (data, grad) in zip(tensors, moved):
+            t.data, t.grad = data, grad
         return self
 
     def cpu(self) -> "Module":
@@ -268,7 +270,7 @@ class Module:
 def _state_array(value: Any) -> Any:
     """A state-dict entry (array, Tensor, list) as an array, where it lives (host data on the host)."""
     value = value.data if isinstance(value, Tensor) else value
-    return value if backend.is_array(value) else np.asarray(value)
+    return value if backend.is_array(value) else np.asarray(value)  # host: a list or number
 
 
 class IncompatibleKeys(NamedTuple):

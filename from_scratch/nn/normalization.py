@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..autograd.tensor import Tensor, get_default_dtype
+from ..autograd.tensor import Tensor
 from ..functional.inputs import as_tensor
+from . import init
 from .conv import named_errors
 from .module import Module, Parameter
 
@@ -21,9 +22,15 @@ class LayerNorm(Module):
         super().__init__()
         self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        dtype = get_default_dtype()
-        self.weight = Parameter(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
-        self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) if elementwise_affine and bias else None
+        self.weight = Parameter(init.empty(*self.normalized_shape)) if elementwise_affine else None
+        self.bias = Parameter(init.empty(*self.normalized_shape)) if elementwise_affine and bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = as_tensor(x, "LayerNorm")
@@ -46,16 +53,22 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        dtype = get_default_dtype()
-        self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype)) if affine else None
+        self.weight = Parameter(init.empty(num_features)) if affine else None
+        self.bias = Parameter(init.empty(num_features)) if affine else None
         if track_running_stats:
-            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype)))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, dtype)))
-            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+            self.register_buffer("running_mean", Tensor(init.empty(num_features)))
+            self.register_buffer("running_var", Tensor(init.empty(num_features)))
+            self.register_buffer("num_batches_tracked", Tensor(init.empty(dtype=np.int64)))
         else:
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            init.zeros_(self.bias)
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .. import functional as F
 from ..autograd import fused_recurrent
-from ..autograd.tensor import Tensor, get_default_dtype, stack
+from ..autograd.tensor import Tensor, stack
+from ..backend import get_array_module
 from ..functional.inputs import as_tensor
 from . import init
 from .module import Module, Parameter
@@ -25,7 +24,7 @@ _NONLINEARITIES = ("tanh", "relu")
 
 
 def _new_weight(*shape: int) -> Parameter:
-    return Parameter(np.empty(shape, get_default_dtype()))
+    return Parameter(init.empty(*shape))
 
 
 def _reset_uniform(module: Module, hidden_size: int) -> None:
@@ -66,7 +65,7 @@ class RNNCellBase(Module):
                              f"or ({self.input_size},)")
         shape = x.shape[:-1] + (self.hidden_size,)
         if state is None:
-            return Tensor(np.zeros(shape, x.dtype), dtype=x.dtype)
+            return Tensor._make(get_array_module(x.data).zeros(shape, x.dtype), False)  # on x's device
         state = as_tensor(state, type(self).__name__, name)
         _check_state(type(self).__name__, name, state, shape, x)
         return state
@@ -194,7 +193,7 @@ class RNNBase(Module):
         """Split an initial state (num_layers, B, H) (or (num_layers, H) unbatched) into one per layer."""
         shape = (self.num_layers, seq.shape[1], self.hidden_size)
         if state is None:
-            return [Tensor(np.zeros(shape[1:], seq.dtype), dtype=seq.dtype)] * self.num_layers
+            return [Tensor._make(get_array_module(seq.data).zeros(shape[1:], seq.dtype), False)] * self.num_layers
         state = as_tensor(state, type(self).__name__, name)
         _check_state(type(self).__name__, name, state, shape if x.ndim == 3 else shape[::2], x)
         state = state if x.ndim == 3 else state.unsqueeze(1)

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import backend
 from ..autograd.tensor import Tensor, no_grad
 from . import init
 from .container import ModuleList
@@ -26,7 +27,7 @@ Cache = list[dict[str, Tensor]]
 
 def _hidden_states(name: str, x: Any, embed: Callable | None, start: int = 0) -> Tensor:
     # Integer input is token ids, embedded here; float input is already (B, T, H) hidden states.
-    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    data = x.data if isinstance(x, Tensor) else x if backend.is_array(x) else np.asarray(x)  # host: a list
     if data.dtype.kind in "iu":
         if embed is None:
             raise TypeError(f"{name}: got token ids (dtype {data.dtype}) but has no embedding; pass hidden "
@@ -182,10 +183,11 @@ class Transformer(Module):
 
         The caller reorders ``memory`` and ``src_mask`` the same way.
         """
-        index = np.asarray(index)
+        index = index.data if isinstance(index, Tensor) else index
+        index = index if backend.is_array(index) else np.asarray(index)  # host: a list of rows
         for layer in cache:
-            for key, t in layer.items():
-                layer[key] = Tensor(t.data[index], dtype=t.dtype)
+            for key, t in layer.items():  # (the rows, from the host if need be, go where the cache is)
+                layer[key] = Tensor._make(t.data[backend.to_device(index, t.device)], False)
 
     def extra_repr(self) -> str:
         return f"vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, max_len={self.max_len}"

@@ -31,9 +31,10 @@ class PositionalEncoding(Module):
     def __init__(self, hidden_size: int, max_len: int = 5000):
         super().__init__()
         self.hidden_size, self.max_len = hidden_size, max_len
-        pos = np.arange(max_len)[:, None]
-        inv_freq = np.exp(np.arange(0, hidden_size, 2) * (-math.log(10000.0) / hidden_size))
-        pe = np.zeros((max_len, hidden_size))
+        # Built once on the host in float64, like every layer's state (it moves with .to(device)).
+        pos = np.arange(max_len)[:, None]  # host
+        inv_freq = np.exp(np.arange(0, hidden_size, 2) * (-math.log(10000.0) / hidden_size))  # host
+        pe = np.zeros((max_len, hidden_size))  # host
         pe[:, 0::2] = np.sin(pos * inv_freq)
         pe[:, 1::2] = np.cos(pos * inv_freq)[:, :hidden_size // 2]
         self.register_buffer("pe", Tensor(pe.astype(get_default_dtype())))

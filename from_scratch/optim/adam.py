@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..backend import get_array_module
 from .optimizer import Optimizer, check_hyperparameter
 
 __all__ = ["Adam", "AdamW"]
@@ -14,15 +15,16 @@ __all__ = ["Adam", "AdamW"]
 _DTYPE, _STEP = attrgetter("dtype"), itemgetter("step")
 
 
-def _join(arrays: list[np.ndarray], out: np.ndarray, what: str) -> np.ndarray:
+def _join(arrays: list[Any], out: Any, what: str) -> Any:
     """Return the arrays' values end to end as one vector like ``out`` (into ``out``, or a fresh one).
 
-    ``bytearray().join`` copies ~100 small contiguous arrays in one C loop at half the cost of
-    ``np.concatenate``; it sees only bytes, so it is used only when every array has ``out``'s dtype.
+    On the CPU, ``bytearray().join`` copies ~100 small contiguous arrays in one C loop at half the cost of
+    ``np.concatenate``; it sees only bytes (host memory), so it is used only for NumPy arrays that all have
+    ``out``'s dtype. On a device the arrays are concatenated there, into ``out``.
     """
-    if all(map(is_, map(_DTYPE, arrays), repeat(out.dtype))):
+    if type(out) is np.ndarray and all(map(is_, map(_DTYPE, arrays), repeat(out.dtype))):
         try:
-            joined = np.frombuffer(bytearray().join(arrays), out.dtype)
+            joined = np.frombuffer(bytearray().join(arrays), out.dtype)  # host: NumPy arrays only
         except TypeError:  # a non-contiguous array has no plain buffer
             pass
         else:
@@ -32,7 +34,7 @@ def _join(arrays: list[np.ndarray], out: np.ndarray, what: str) -> np.ndarray:
     if total != out.size:
         raise ValueError(f"Adam.step: the {what} (shapes {[a.shape for a in arrays]}) hold {total} values, "
                          f"the optimizer's state {out.size}")
-    return np.concatenate(arrays, axis=None, out=out)  # casting to out's dtype
+    return np.concatenate([a.reshape(-1) for a in arrays], out=out)  # casting to out's dtype
 
 
 class Adam(Optimizer):
@@ -114,7 +116,7 @@ class Adam(Optimizer):
         if steps.count(steps[0]) == len(steps):
             t = steps[0]
         else:  # parameters that missed steps (no gradient then) have their own bias corrections
-            t = np.repeat(np.array(steps, np.float64), flat.sizes)
+            t = np.repeat(get_array_module(m).asarray(steps, np.float64), flat.sizes)  # on the moments' device
         c = (1 - beta2 ** t) ** 0.5
         np.sqrt(v, out=tmp)
         tmp += eps * c
@@ -164,8 +166,8 @@ class _FlatBuffers:
     def __init__(self, params: list, states: list[dict[str, Any]]):
         self.params, self.states = params, states
         self.data, self.sizes = [p.data for p in params], [p.size for p in params]
-        self.m = np.concatenate([s["exp_avg"] for s in states], axis=None)
-        self.v = np.concatenate([s["exp_avg_sq"] for s in states], axis=None)
+        self.m = np.concatenate([s["exp_avg"].reshape(-1) for s in states])
+        self.v = np.concatenate([s["exp_avg_sq"].reshape(-1) for s in states])
         self.g, self.tmp = np.empty_like(self.m), np.empty_like(self.m)
         self.tmp_views = self._views(self.tmp)
         for state, m, v in zip(states, self._views(self.m), self._views(self.v)):

@@ -22,8 +22,9 @@ def clip_grad_norm_(parameters: Iterable[Any] | Any, max_norm: float) -> float:
         raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm}")
     params = [parameters] if hasattr(parameters, "data") else parameters
     grads = [p.grad for p in params if p.grad is not None]
-    # ||g|| = sqrt(sum over every gradient entry of g^2)
-    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    # ||g|| = sqrt(sum over every gradient entry of g^2), each square sum in float64 on its gradient's device;
+    # float() then waits for them once (a device's one copy to the host here, not one per parameter).
+    total = math.sqrt(float(sum(np.vdot(g, g).astype(np.float64) for g in grads)))
     coef = float(max_norm) / (total + 1e-6)  # PyTorch's 1e-6 keeps a zero norm from dividing by zero
     if coef < 1:
         for g in grads:

@@ -8,10 +8,17 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .. import backend
 from .optimizer import Optimizer, check_hyperparameter
 
 __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "WarmupCosineLR", "NoamLR",
            "ReduceLROnPlateau"]
+
+
+def _number(value: Any) -> Any:
+    """A saved number (or list of them) as an array: a schedule's state lives on the host, as Python numbers
+    (an int stays int64, a float float64)."""
+    return value if backend.is_array(value) else np.asarray(value)  # host: numbers
 
 
 class LRScheduler:
@@ -48,17 +55,17 @@ class LRScheduler:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Return the schedule's position as a flat name -> ndarray dict (safetensors-ready)."""
-        return {"last_epoch": np.array(self.last_epoch, dtype=np.int64),
-                "base_lrs": np.array(self.base_lrs, dtype=np.float64)}
+        return {"last_epoch": np.array(self.last_epoch, dtype=np.int64),  # host: a schedule is Python numbers
+                "base_lrs": np.array(self.base_lrs, dtype=np.float64)}  # host
 
     def load_state_dict(self, state_dict: Mapping[str, np.ndarray]) -> None:
         """Restore the position saved by ``state_dict`` and set the optimizer's learning rates to match."""
-        base_lrs = np.asarray(state_dict["base_lrs"]).ravel().tolist()
+        base_lrs = _number(state_dict["base_lrs"]).ravel().tolist()
         if len(base_lrs) != len(self.optimizer.param_groups):
             raise ValueError(f"{type(self).__name__}.load_state_dict: saved {len(base_lrs)} base learning "
                              f"rates, the optimizer has {len(self.optimizer.param_groups)} groups")
         self.base_lrs = base_lrs
-        self.last_epoch = int(np.asarray(state_dict["last_epoch"]).item())
+        self.last_epoch = int(_number(state_dict["last_epoch"]).item())
         self._apply()
 
 
@@ -235,16 +242,16 @@ class ReduceLROnPlateau(LRScheduler):
 
         The learning rates themselves are the optimizer's and are saved with its state_dict.
         """
-        return {"last_epoch": np.array(self.last_epoch, dtype=np.int64), "best": np.array(self.best, dtype=np.float64),
-                "num_bad_epochs": np.array(self.num_bad_epochs, dtype=np.int64),
-                "cooldown_counter": np.array(self.cooldown_counter, dtype=np.int64)}
+        counters = ("last_epoch", "num_bad_epochs", "cooldown_counter")
+        return {"best": np.array(self.best, dtype=np.float64),  # host: a schedule is Python numbers
+                **{key: np.array(getattr(self, key), dtype=np.int64) for key in counters}}  # host
 
     def load_state_dict(self, state_dict: Mapping[str, np.ndarray]) -> None:
         """Restore the position saved by ``state_dict``."""
         missing = {"last_epoch", "best", "num_bad_epochs", "cooldown_counter"} - state_dict.keys()
         if missing:
             raise ValueError(f"ReduceLROnPlateau.load_state_dict: missing {sorted(missing)}")
-        self.best = float(np.asarray(state_dict["best"]).item())
+        self.best = float(_number(state_dict["best"]).item())
         self.last_epoch, self.num_bad_epochs, self.cooldown_counter = (
-            int(np.asarray(state_dict[k]).item()) for k in ("last_epoch", "num_bad_epochs", "cooldown_counter"))
+            int(_number(state_dict[k]).item()) for k in ("last_epoch", "num_bad_epochs", "cooldown_counter"))
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]

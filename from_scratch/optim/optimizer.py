@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import functools
+import operator
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from .. import backend
 from ..autograd.inplace import increment_version
 
 __all__ = ["Optimizer"]
+
+_DATA = operator.attrgetter("data")
 
 
 def check_hyperparameter(ok: bool, owner: str, what: str, value: Any, rule: str) -> None:
@@ -22,6 +26,7 @@ def _bumps_versions(step: Callable) -> Callable:
     @functools.wraps(step)
     def counted_step(self: "Optimizer", *args: Any, **kwargs: Any) -> Any:
         updated = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        self._follow_parameters()
         out = step(self, *args, **kwargs)
         increment_version(updated, f"{type(self).__name__}.step")
         return out
@@ -63,8 +68,8 @@ class Optimizer:
         if not params:
             raise ValueError("optimizer got an empty parameter list")
         for p in params:
-            if not isinstance(getattr(p, "data", None), np.ndarray):
-                raise TypeError(f"{name}: parameters must be Tensors with a .data ndarray, got {type(p).__name__}")
+            if not backend.is_array(getattr(p, "data", None)):
+                raise TypeError(f"{name}: parameters must be Tensors with a .data array, got {type(p).__name__}")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if len(seen) + len(params) != len(seen | {id(p) for p in params}):
             raise ValueError(f"{name}: a parameter appears more than once in the parameter groups")
@@ -79,6 +84,19 @@ class Optimizer:
                     bool(value) if isinstance(value, (bool, np.bool_)) else float(value)
         self._check_group(group)
         self.param_groups.append(group)
+
+    def _follow_parameters(self) -> None:
+        """Move each parameter's state onto its device if ``Module.to`` moved the parameter after state was
+        made: the state follows the parameter, as ``load_state_dict`` puts it there. (A list of the
+        parameters' array types, compared with the last step's, is all a step costs when nothing moved.)"""
+        kinds = [list(map(type, map(_DATA, group["params"]))) for group in self.param_groups]
+        if kinds == getattr(self, "_kinds", None):
+            return
+        self._kinds = kinds
+        for p, state in self.state.items():
+            for key, value in state.items():
+                if backend.is_array(value) and type(value) is not type(p.data):
+                    state[key] = backend.to_device(value, p.device)
 
     def _check_group(self, group: dict[str, Any]) -> None:
         """Raise ValueError if a hyperparameter is out of range (learning rate here; subclasses add more)."""
@@ -127,11 +145,12 @@ class Optimizer:
                 g += p.grad
             yield p, state, g
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Return a copy of the hyperparameters and state as a flat name -> ndarray dict (safetensors-ready).
+    def state_dict(self) -> dict[str, Any]:
+        """Return a copy of the hyperparameters and state as a flat name -> array dict (safetensors-ready).
 
-        Keys: ``param_groups.{g}.{name}`` for each hyperparameter (0-d arrays; tuples such as betas are
-        1-d), ``param_groups.{g}.params`` (int64 indices of the group's parameters), and
+        Buffers stay on their parameters' device (``save`` copies them to the host); hyperparameters and
+        counters are host arrays. Keys: ``param_groups.{g}.{name}`` for each hyperparameter (0-d arrays;
+        tuples such as betas are 1-d), ``param_groups.{g}.params`` (int64 indices of the group's parameters), and
         ``state.{i}.{name}`` for parameter ``i`` (counting through the groups in order): buffers with
         the parameter's shape and dtype, and integer 0-d counters such as Adam's ``step``.
         """
@@ -140,16 +159,20 @@ class Optimizer:
         for g, group in enumerate(self.param_groups):
             for key, value in group.items():
                 if key != "params":
-                    out[f"param_groups.{g}.{key}"] = np.array(value)
-            out[f"param_groups.{g}.params"] = np.arange(index, index + len(group["params"]), dtype=np.int64)
+                    out[f"param_groups.{g}.{key}"] = np.array(value)  # host: a Python number or tuple
+            out[f"param_groups.{g}.params"] = np.arange(index, index + len(group["params"]), dtype=np.int64)  # host
             for p in group["params"]:
-                for key, value in self.state.get(p, {}).items():
-                    out[f"state.{index}.{key}"] = np.array(value)  # a copy: later steps leave it alone
+                for key, value in self.state.get(p, {}).items():  # copies: later steps leave them alone
+                    out[f"state.{index}.{key}"] = value.copy() if backend.is_array(value) else \
+                        np.array(value)  # host: a counter such as step
                 index += 1
         return out
 
-    def load_state_dict(self, state_dict: Mapping[str, np.ndarray]) -> None:
-        """Restore hyperparameters and state from ``state_dict()``'s output; nothing changes if it does not fit."""
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore hyperparameters and state from ``state_dict()``'s output; nothing changes if it does not fit.
+
+        Buffers are copied onto the device of the parameter they belong to, from the host (``load``'s
+        arrays) or from any device."""
         name = f"{type(self).__name__}.load_state_dict"
         groups: dict[int, dict[str, np.ndarray]] = {}
         states: dict[int, dict[str, np.ndarray]] = {}
@@ -158,7 +181,8 @@ class Optimizer:
             index, _, field = rest.partition(".")
             if kind not in ("param_groups", "state") or not index.isdigit() or not field:
                 raise ValueError(f"{name}: unexpected key {key!r}")
-            (groups if kind == "param_groups" else states).setdefault(int(index), {})[field] = np.asarray(value)
+            value = value if backend.is_array(value) else np.asarray(value)  # host: a number or a list
+            (groups if kind == "param_groups" else states).setdefault(int(index), {})[field] = value
         if sorted(groups) != list(range(len(self.param_groups))):
             raise ValueError(f"{name}: saved state has {len(groups)} parameter groups, "
                              f"this optimizer has {len(self.param_groups)}")
@@ -184,7 +208,7 @@ class Optimizer:
                     raise ValueError(f"{name}: state.{i}.{key} has shape {arr.shape}, "
                                      f"parameter {i} has shape {p.data.shape}")
                 else:
-                    restored[key] = arr.astype(p.data.dtype)  # a fresh, writable copy
+                    restored[key] = backend.to_device(arr, p.device).astype(p.data.dtype, copy=True)  # fresh
             new_state[p] = restored
         for g, group in enumerate(self.param_groups):
             for key, arr in groups[g].items():

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-import numpy as np
-
 from .optimizer import Optimizer, check_hyperparameter
 
 __all__ = ["SGD"]
@@ -40,7 +38,7 @@ class SGD(Optimizer):
                 if momentum:
                     state = self.state.get(p)
                     if state is None:  # first step: b = g
-                        buf = np.array(g)
+                        buf = g.copy()
                         self.state[p] = {"momentum_buffer": buf}
                     else:  # b = momentum * b + (1 - dampening) * g
                         buf = state["momentum_buffer"]

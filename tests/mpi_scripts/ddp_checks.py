@@ -7,6 +7,7 @@ any failure raises, which aborts the job with a non-zero exit.
 """
 import copy
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -187,6 +188,53 @@ def check_overlap():
     ok("overlap")
 
 
+class Affine(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(fs.randn(5, 3).data)
+        self.b = nn.Parameter(fs.randn(3).data)
+
+    def forward(self, x):
+        return (x @ self.w + self.b).tanh()
+
+
+def check_device():
+    """The collectives and DDP on the strict test device (tests/strict_device.py): reduced through host
+    buffers, results back on the device, the numbers of a CPU model trained on the global batch."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from strict_device import StrictArray, strict, to_host
+    fs.backend.register_device("strict", strict, StrictArray, strict.asarray, to_host)
+    on_device = lambda *ts: all(fs.backend.device_of(t.data) == "strict" for t in ts)  # noqa: E731
+    t = fs.Tensor(np.arange(6.0) + 10 * rank, device="strict")
+    assert dist.all_reduce(t, op="mean") is t and on_device(t)
+    np.testing.assert_array_equal(t.numpy(), np.arange(6.0) + 5)
+    b = fs.Tensor(np.full(3, float(rank)), device="strict")
+    assert dist.broadcast(b, src=1) is b and on_device(b) and b.tolist() == [1.0] * 3
+    gathered = dist.all_gather([], fs.Tensor(np.full(2, float(rank)), device="strict"))
+    assert on_device(*gathered) and [g.tolist() for g in gathered] == [[0.0, 0.0], [1.0, 1.0]]
+    fs.manual_seed(1234 + rank)
+    local = Affine().to("strict")
+    fs.manual_seed(1234)
+    ref = Affine()
+    ddp = dist.DistributedDataParallel(local, bucket_cap_mb=0.0001)
+    opt, ref_opt = sgd(local.parameters()), sgd(ref.parameters())
+    rng = np.random.default_rng(7)
+    for step in range(3):
+        (x,), y = mlp_batch(rng, GLOBAL_BATCH)
+        ref_opt.zero_grad()
+        F.mse_loss(ref(fs.Tensor(x)), y).backward()
+        ref_opt.step()
+        half = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
+        opt.zero_grad()
+        F.mse_loss(ddp(fs.Tensor(x[half], device="strict")), fs.Tensor(y[half], device="strict")).backward()
+        assert on_device(*local.parameters()) and all(fs.backend.device_of(p.grad) == "strict"
+                                                      for p in local.parameters())
+        opt.step()
+        for (pname, p), q in zip(local.named_parameters(), ref.parameters()):
+            np.testing.assert_allclose(p.numpy(), q.data, rtol=0, atol=1e-10, err_msg=f"device step {step}: {pname}")
+    ok("device")
+
+
 CHECKS = {
     "collectives": check_collectives,
     "mlp_sgd_momentum": lambda: train_pair("mlp_sgd_momentum", mlp, sgd, mlp_batch, F.mse_loss),
@@ -198,6 +246,7 @@ CHECKS = {
                                             cap=0.0001, find_unused_parameters=True),
     "overlap": check_overlap,
     "errors": check_errors,
+    "device": check_device,
 }
 
 if __name__ == "__main__":
