@@ -106,14 +106,14 @@ def test_fused_batch_norm_gradcheck_and_equals_the_composed_version(finite_diff,
     plain = [fs.Tensor(a, requires_grad=True, dtype=np.float64) for a in arrays]
     weighting = rng.standard_normal(x.shape)
     (F.batch_norm(split(fused)[0], None, None, *split(fused)[1:], training=True) * weighting).sum().backward()
-    (F.batch_norm_composed(*split(plain)) * weighting).sum().backward()
+    (F.batch_norm_simple(*split(plain)) * weighting).sum().backward()
     for f, p in zip(fused, plain):
         np.testing.assert_allclose(f.grad, p.grad, rtol=1e-9, atol=1e-12)
     # the conv output's channel-first memory layout gives the same result as a contiguous input
     channel_first = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     np.testing.assert_allclose(F.batch_norm(fs.Tensor(channel_first, dtype=np.float64), None, None,
                                             training=True).numpy(),
-                               F.batch_norm_composed(fs.Tensor(x, dtype=np.float64)).numpy(), rtol=1e-10)
+                               F.batch_norm_simple(fs.Tensor(x, dtype=np.float64)).numpy(), rtol=1e-10)
 
 
 @pytest.mark.parametrize("layer, shape, message", [

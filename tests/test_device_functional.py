@@ -50,8 +50,8 @@ CASES = {
                             F.scaled_dot_product_attention(q, k, v, mask=m), F.scaled_dot_product_attention(
                                 q, k, v, num_heads=2), F.scaled_dot_product_attention(q, k, v, mask=m, num_heads=2)),
         _randn(2, 4, 6), _randn(2, 4, 6), _randn(2, 4, 6), np.tril(np.ones((4, 4)))),
-    "multi_head_attention": (lambda x, m, *p: (F.multi_head_attention(x, x, p, 2)[0],
-                                               F.multi_head_attention(x, m, p, 2, mask=F.create_causal_mask(
+    "multi_head_attention": (lambda x, m, *p: (F.multi_head_attention(x, None, None, p, 2)[0],
+                                               F.multi_head_attention(x, m, None, p, 2, mask=F.create_causal_mask(
                                                    3, device=x.device).data[..., :2] == 0)[0]),
                              _randn(2, 3, 4), _randn(2, 2, 4), *MHA_PARAMS),
     "feed_forward": (lambda x, w1, b1, w2, b2: F.feed_forward(x, w1, b1, w2, b2), _randn(2, 3, 4), _randn(6, 4),
@@ -83,7 +83,6 @@ CASES = {
     "batch_norm": (lambda x, w, b, m, v: (F.batch_norm(x, m.detach() * 1, v.detach().abs(), w, b, training=True),
                                           F.batch_norm(x, m.detach(), v.detach().abs(), w, b)),
                    IMG, _randn(4), _randn(4), _randn(4), _randn(4)),
-    "batch_norm_composed": (lambda x, w, b: F.batch_norm_composed(x, w, b), IMG, _randn(4), _randn(4)),
     "conv1d": (lambda x, w, b: (F.conv1d(x, w, b, stride=2, padding=1), F.conv1d(x[0], w, groups=1, dilation=2)),
                _randn(2, 4, 9), _randn(6, 4, 3), _randn(6)),
     "conv2d": (lambda x, w, b, wg: (F.conv2d(x, w, b, padding="same"), F.conv2d(x, w, stride=(2, 1), padding=(1, 0)),
@@ -99,8 +98,7 @@ CASES = {
     "adaptive_avg_pool2d": (lambda x: (F.adaptive_avg_pool2d(x, (3, 4)), F.adaptive_avg_pool2d(x, 1),
                                        F.adaptive_avg_pool2d(x, (None, 5))), IMG),
 }
-# The plain versions beside the fused ops (``<name>_simple``) and the switch between them (being added beside
-# this work): each case runs once ``functional`` has its name.
+# The plain versions beside the fused ops (``<name>_simple``) and the switch between them.
 CASES.update({
     "softmax_simple": (lambda x: (F.softmax_simple(x), F.softmax_simple(x, 0)), X),
     "log_softmax_simple": (lambda x: (F.log_softmax_simple(x), F.log_softmax_simple(x, 0)), X),
@@ -128,8 +126,8 @@ CASES.update({
         x, t, weight=w.detach(), ignore_index=1, label_smoothing=0.1)), X, _ids(5, 3), rng.uniform(0.5, 2, 5)),
     "use_fused": (lambda x, t, w, b, q, w1, b1, w2, b2, *p: _with_fused_off(lambda: (
         F.softmax(x), F.log_softmax(x), F.cross_entropy(x, t), F.layer_norm(x, w, b), F.add_layer_norm(x, x, w, b),
-        F.linear(q, w1, b1), F.feed_forward(q, w1, b1, w2, b2), F.multi_head_attention(q, q, p, 2)[0],
-        F.scaled_dot_product_attention(q, q, q, mask=F.create_causal_mask(3, device=q.device)),
+        F.linear(q, w1, b1), F.feed_forward(q, w1, b1, w2, b2), F.multi_head_attention(q, None, None, p, 2)[0],
+        F.scaled_dot_product_attention(q, q, q, mask=F.create_causal_mask(3, device=q.device), num_heads=2),
         F.batch_norm(q.reshape(2, 3, 2, 2), None, None, training=True))),
         X, _ids(5, 3), _randn(5), _randn(5), _randn(2, 3, 4), _randn(6, 4), _randn(6), _randn(4, 6), _randn(4),
         *MHA_PARAMS),
@@ -147,7 +145,7 @@ def test_every_public_functional_has_a_device_case():
     assert not missing, f"functionals without a device case in {__name__}: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("name", sorted(name for name in CASES if hasattr(F, name)))
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_functional_on_device(name, device):
     fn, *arrays = CASES[name]
     check_device(fn, *arrays, device=device)
@@ -164,7 +162,7 @@ def test_masks_follow_their_ids_or_device(device):
 def test_dropout_and_fused_blocks_train_on_device(device):
     x = Tensor(_randn(2, 3, 4), requires_grad=True, device=device)
     params = [Tensor(a, requires_grad=True, device=device) for a in MHA_PARAMS]
-    out, weights = F.multi_head_attention(x, x, params, 2, dropout_p=0.2)
+    out, weights = F.multi_head_attention(x, None, None, params, 2, dropout_p=0.2)
     out = F.feed_forward(F.dropout(out, 0.3), params[0], params[1], params[2], params[3], dropout_p=0.2)
     out.sum().backward()
     assert_on_device(device, out, weights, x, *params)

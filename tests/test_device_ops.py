@@ -15,6 +15,7 @@ import pytest
 import from_scratch as fs
 import from_scratch.functional as F
 from from_scratch import Tensor, backend
+from from_scratch.random import dropout_scale
 from from_scratch.autograd import fused, fused_attention, fused_blocks, fused_norm, fused_recurrent, ops, special, window
 from conftest import arrays_in, assert_on_device
 
@@ -185,10 +186,13 @@ FUSED = {
         fused_attention.AttentionWeights.apply(q, k, mask=np.where(m.data > 5, 0.0, -np.inf)),
         fused_attention.AttentionWeights.apply(q * 1e3, k, mask=np.where(m.data > 5, 0.0, -1e9))),
         _randn(1, 3, 4), _randn(1, 3, 4), np.array([[0.0, 0, 0], [9, 9, 0], [0, 0, 9]])),
-    "mha_self": (lambda x, *p: fused_blocks.MultiHeadAttention.apply(x, *p, heads=2, mask=MASK_DEV[0]),
+    "mha_self": (lambda x, *p: fused_blocks.MultiHeadAttention.apply(x, *p, groups=(3,), heads=2, mask=MASK_DEV[0]),
                  _randn(2, 5, 4), *[_randn(4, 4) if i % 2 == 0 else _randn(4) for i in range(8)]),
-    "mha_cross": (lambda x, m, *p: fused_blocks.MultiHeadAttention.apply(x, m, *p, heads=2),
+    "mha_cross": (lambda x, m, *p: fused_blocks.MultiHeadAttention.apply(x, m, *p, groups=(1, 2), heads=2),
                   _randn(2, 5, 4), _randn(2, 3, 4), *[_randn(4, 4) if i % 2 == 0 else _randn(4) for i in range(8)]),
+    "mha_separate": (lambda x, k, v, *p: fused_blocks.MultiHeadAttention.apply(x, k, v, *p, groups=(1, 1, 1), heads=2),
+                     _randn(2, 5, 4), _randn(2, 3, 4), _randn(2, 3, 4),
+                     *[_randn(4, 4) if i % 2 == 0 else _randn(4) for i in range(8)]),
     "feed_forward": (lambda x, w1, b1, w2, b2: fused_blocks.FeedForward.apply(x, w1, b1, w2, b2),
                      _randn(2, 3, 4), _randn(6, 4), _randn(6), _randn(4, 6), _randn(4)),
     "batch_norm": (lambda x, w, b: (fused_norm.BatchNorm.apply(x, w, b), fused_norm.BatchNorm.apply(
@@ -326,10 +330,12 @@ def test_fused_blocks_with_dropout_on_device(device):
     fs.manual_seed(1)
     x = Tensor(_randn(2, 5, 4), requires_grad=True, device=device)
     params = [Tensor(_randn(4, 4) if i % 2 == 0 else _randn(4), requires_grad=True, device=device) for i in range(8)]
-    out = fused_blocks.MultiHeadAttention.apply(x, *params, heads=2, dropout_p=0.3)
-    ff = fused_blocks.FeedForward.apply(out, params[0], params[1], params[2], params[3], dropout_p=0.3)
+    # the masks are drawn by the caller (functional), on the input's device
+    keep_attn, keep_ff = (dropout_scale(shape, 0.3, x.dtype, x.data) for shape in ((2, 2, 5, 5), (2, 5, 4)))
+    out = fused_blocks.MultiHeadAttention.apply(x, *params, groups=(3,), heads=2, keep=keep_attn)
+    ff = fused_blocks.FeedForward.apply(out, params[0], params[1], params[2], params[3], keep=keep_ff)
     ff.sum().backward()
-    assert_on_device(device, out, ff, x, *params)
+    assert_on_device(device, out, ff, x, *params, keep_attn, keep_ff)
 
 
 def test_backward_seeds_and_explicit_grads_on_device(device):

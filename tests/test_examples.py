@@ -49,6 +49,18 @@ def run(name: str, tmp_path: Path, *args: str) -> dict:
     return result
 
 
+def assert_figure(path: Path) -> None:
+    """``path`` is a PNG of a real figure: at least 300 x 200 pixels, not blank, and with data drawn in
+    colour (a curve, points or a heat map; axes and text alone are grey)."""
+    from matplotlib.image import imread
+
+    pixels = imread(path)[..., :3]
+    assert pixels.ndim == 3 and pixels.shape[0] >= 200 and pixels.shape[1] >= 300, f"{path.name}: {pixels.shape}"
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 16, f"{path.name} is blank"
+    saturation = pixels.max(axis=2) - pixels.min(axis=2)
+    assert (saturation > 0.25).sum() > 100, f"{path.name} shows no data in colour"
+
+
 def test_every_example_is_tested():
     assert SCRIPTS == ["attention_demo", "autograd_basics", "breast_cancer_mlp", "cnn_digits", "mlp_regression",
                        "names", "reverse_transformer", "vit_digits"]
@@ -78,7 +90,7 @@ def test_autograd_basics(tmp_path):
 def test_mlp_regression(tmp_path):
     result = run("mlp_regression", tmp_path)
     assert result["test_mse"] < 0.2 * result["baseline_mse"]  # far better than predicting the mean
-    assert (tmp_path / "fit.png").stat().st_size > 0
+    assert_figure(tmp_path / "fit.png")
 
 
 def test_mlp_regression_is_reproducible(tmp_path):
@@ -91,7 +103,7 @@ def test_breast_cancer_mlp(tmp_path):
     result = run("breast_cancer_mlp", tmp_path)
     assert result["accuracy"] > result["majority"] + 0.2  # majority class: 63.2%
     assert result["confusion"].sum() == 114 and result["confusion"].shape == (2, 2)
-    assert (tmp_path / "breast_cancer.png").stat().st_size > 0
+    assert_figure(tmp_path / "breast_cancer.png")
 
 
 @pytest.mark.parametrize("model", ["rnn", "lstm", "gru", "transformer"])
@@ -101,7 +113,7 @@ def test_names(model, tmp_path):
     assert result["val_loss"] < result["uniform"] - 0.4  # well below a uniform guess over 27 symbols
     assert len(result["samples"]) == 12
     assert all(set(s) <= set(string.ascii_lowercase) and len(s) < 16 for s in result["samples"])
-    assert (tmp_path / f"loss_{model}.png").stat().st_size > 0
+    assert_figure(tmp_path / f"loss_{model}.png")
 
 
 def test_names_data_and_encoding():
@@ -120,13 +132,13 @@ def test_attention_demo(tmp_path):
     assert result["walkthrough_gap"] < 1e-5  # the by-hand steps equal MultiHeadAttention
     assert result["accuracy"] > 0.8 > 10 * result["chance"]
     assert result["on_target"] > 0.5  # the learned weights point at the matching key (uniform: 1/8)
-    assert (tmp_path / "attention.png").stat().st_size > 0
+    assert_figure(tmp_path / "attention.png")
 
 
 def test_vit_digits(tmp_path):
     result = run("vit_digits", tmp_path)
     assert result["accuracy"] > result["majority"] + 0.4  # majority class: 10.3%
-    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert_figure(tmp_path / "curves.png")
 
 
 def test_vit_patches_are_the_image_tiles():
@@ -159,7 +171,7 @@ def test_reverse_transformer(tmp_path):
     assert result["plain_equals_cached"]
     assert result["token_accuracy"] > 5 * result["chance_token_accuracy"]
     assert result["exact_match"] > 0.3  # lengths 1..6: guessing gets almost none exactly right
-    assert (tmp_path / "attention.png").stat().st_size > 0
+    assert_figure(tmp_path / "attention.png")
 
 
 @pytest.mark.parametrize("name", ["mlp_regression", "attention_demo", "cnn_digits"])
@@ -175,7 +187,7 @@ def test_reverse_transformer_on_the_strict_device(tmp_path):
     result = load("reverse_transformer").main(["--quick", "--out", str(tmp_path), "--device", "strict"])
     assert result["plain_equals_cached"]
     assert result["token_accuracy"] > 5 * result["chance_token_accuracy"] and result["exact_match"] > 0.3
-    assert (tmp_path / "attention.png").stat().st_size > 0
+    assert_figure(tmp_path / "attention.png")
 
 
 @pytest.mark.skipif(backend.is_available(), reason="CUDA is usable here")

@@ -116,4 +116,11 @@ def test_layer_reprs_match_torch():
                                  torch.nn.LayerNorm(8), torch.nn.Linear(8, 2, bias=False), torch.nn.Tanh(),
                                  torch.nn.Sigmoid(), torch.nn.ReLU())
     assert repr(ours) == repr(theirs)
-    assert repr(nn.Dropout(0.1)) == "Dropout(p=0.1)" and repr(nn.Softmax()) == "Softmax(axis=-1)"
+    assert repr(nn.Dropout(0.1)) == "Dropout(p=0.1)" and repr(nn.Softmax()) == repr(torch.nn.Softmax(dim=-1)) == "Softmax(dim=-1)"
+
+
+def test_constant_inits_fill_in_place_and_keep_the_dtype():
+    init = nn.init
+    t = nn.Parameter(np.full((2, 3), 5.0, np.float32))
+    assert init.ones_(t) is t and (t.data == 1).all() and t.dtype == np.float32
+    assert init.zeros_(t) is t and (t.data == 0).all() and t.dtype == np.float32

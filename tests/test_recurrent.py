@@ -175,11 +175,21 @@ def test_fused_lstm_layer_gradcheck():
 
 # ---------------------------------------------------------------- deep recurrence
 
-def test_lstm_cell_unrolled_5000_steps_trains():
+def _torch_twin(ours, theirs: torch.nn.Module) -> torch.nn.Module:
+    """``theirs`` in float64 with ``ours``'s weights (copied by PyTorch's parameter names)."""
+    theirs = theirs.double()
+    with torch.no_grad():
+        for name, p in ours.named_parameters():
+            getattr(theirs, name).copy_(torch.from_numpy(np.asarray(p.data, np.float64)))
+    return theirs
+
+
+def test_lstm_cell_unrolled_5000_steps_matches_torch_and_trains(float64):
     fs.manual_seed(3)
     cell, head = nn.LSTMCell(2, 8), nn.Linear(8, 1)
+    t_cell, t_head = _torch_twin(cell, torch.nn.LSTMCell(2, 8)), _torch_twin(head, torch.nn.Linear(8, 1))
     xs = fs.randn(5000, 4, 2)
-    target = np.ones((4, 1), np.float32)
+    target = np.ones((4, 1))
 
     def loss_fn():
         h = c = fs.zeros(4, 8)
@@ -189,18 +199,30 @@ def test_lstm_cell_unrolled_5000_steps_trains():
 
     params = cell.parameters() + head.parameters()
     loss = loss_fn()
-    loss.backward()
-    for p in params:
-        assert p.grad is not None and np.isfinite(p.grad).all() and np.abs(p.grad).sum() > 0
+    loss.backward()  # 5000 steps deep: the backward walk needs no recursion
+    h = c = torch.zeros(4, 8, dtype=torch.float64)
+    for x in torch.from_numpy(xs.data):
+        h, c = t_cell(x, (h, c))
+    t_loss = torch.nn.functional.mse_loss(t_head(h), torch.from_numpy(target))
+    t_loss.backward()
+    np.testing.assert_allclose(loss.item(), t_loss.item(), rtol=1e-10)
+    t_params = list(t_cell.parameters()) + list(t_head.parameters())
+    for p, tp in zip(params, t_params):
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-7, atol=1e-12)
         p.data -= 0.1 * p.grad
     with fs.no_grad():
         assert loss_fn().item() < loss.item()
 
 
-def test_lstm_layer_over_5000_steps_back_propagates():
+def test_lstm_layer_over_5000_steps_matches_torch(float64):
     fs.manual_seed(4)
     lstm = nn.LSTM(2, 8)
-    out, (h_n, c_n) = lstm(fs.randn(5000, 4, 2, requires_grad=False))
+    theirs = _torch_twin(lstm, torch.nn.LSTM(2, 8))
+    x = fs.randn(5000, 4, 2)
+    out, (h_n, c_n) = lstm(x)
     (out.sum() + c_n.sum()).backward()
-    for p in lstm.parameters():
-        assert np.isfinite(p.grad).all() and np.abs(p.grad).sum() > 0
+    t_out, (t_h, t_c) = theirs(torch.from_numpy(x.data))
+    (t_out.sum() + t_c.sum()).backward()
+    np.testing.assert_allclose(out.data, t_out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for name, p in lstm.named_parameters():
+        np.testing.assert_allclose(p.grad, getattr(theirs, name).grad.numpy(), rtol=1e-8, atol=1e-10, err_msg=name)

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from .. import backend
-
-if TYPE_CHECKING:
-    from .tensor import Tensor
 
 
 class _GradMode:
@@ -148,7 +145,7 @@ class Function:
             data = np.asarray(data)  # host: a CPU reduction's NumPy scalar (a device gives 0-d arrays)
         if _GradMode.anomaly:
             _check_finite(cls.__name__, "forward", data)
-        out = object.__new__(_tensor_class)
+        out = object.__new__(Tensor)
         out.data, out.grad, out._vc = data, None, None
         if _GradMode.enabled and True in needs:
             out.requires_grad, out._ctx = True, ctx
@@ -158,6 +155,7 @@ class Function:
         return out, ctx
 
 
-# Tensor itself: tensor.py sets this (it imports this module, so this module cannot import it;
-# a local import in ``apply`` would cost a microsecond per op).
-_tensor_class: Any = None
+# ``apply`` makes Tensors, and tensor.py builds on this module, so Tensor is imported last, once
+# everything above exists (the package imports this module before tensor.py; an import inside
+# ``apply`` would cost a microsecond per op).
+from .tensor import Tensor  # noqa: E402

@@ -1,10 +1,11 @@
-"""Fused ops: composite functions with a hand-written backward.
+"""Fused ops: composite functions with a hand-written backward, the fast paths of ``functional``.
 
-Each could be composed from the primitives in ``ops.py``; these exist because they sit
-on the hot path of every training step (softmax in attention, cross-entropy, layer norm),
-where one fused op replaces 5-10 graph nodes and their temporaries, and because a single
-forward can be made stable at extreme logits. Every one is gradient-checked in the tests
-exactly like the primitives.
+Each is composed from the primitives in ``ops.py`` by its plain version in ``functional``
+(``softmax_simple``, ``cross_entropy_simple``, ``layer_norm_simple``, ``linear_simple``: read
+those first); these exist because they sit on the hot path of every training step, where one
+fused op replaces 5-10 graph nodes and their temporaries (the measured gains are in each
+functional's docstring, from ``benchmarks/plain_vs_fused.py``). ``functional`` runs them unless
+``F.use_fused(False)``; tests/test_plain_vs_fused.py checks each against its plain version.
 """
 from __future__ import annotations
 
@@ -15,7 +16,16 @@ import numpy as np
 from .. import backend
 from ..threads import matmul
 from .function import Function
-from .ops import as_rows, max_or_neg_inf, mean_vector, ones_vector
+from .fused_attention import softmax_backward
+from .ops import as_rows, max_or_neg_inf, mean_vector, ones_vector, sigmoid
+
+
+def shifted_exp(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """x - max(x) along ``axis``, and its exp: the start of softmax, log-softmax and cross-entropy.
+    Subtracting the max changes none of them and keeps exp from overflowing (an empty axis's max is
+    -inf, ``max_or_neg_inf``)."""
+    shifted = x - max_or_neg_inf(x, axis, keepdims=True)
+    return shifted, np.exp(shifted)
 
 
 class Softmax(Function):
@@ -23,14 +33,16 @@ class Softmax(Function):
 
     def forward(self, x, axis=-1):
         self.axis = axis
-        e = np.exp(x - max_or_neg_inf(x, axis, keepdims=True))
+        _, e = shifted_exp(x, axis)
         self.out = e / e.sum(axis=axis, keepdims=True)
         return self.out
 
     def backward(self, g):
-        # d softmax: s * (g - sum(g * s))
-        s = self.out
-        return s * (g - (g * s).sum(axis=self.axis, keepdims=True))
+        # d softmax: s * (g - sum(g * s)), along the softmax's axis (moved last if it is not: a moveaxis costs µs)
+        if self.axis in (-1, g.ndim - 1):
+            return softmax_backward(g, self.out)
+        g, s = np.moveaxis(g, self.axis, -1), np.moveaxis(self.out, self.axis, -1)
+        return np.moveaxis(softmax_backward(g, s), -1, self.axis)
 
 
 class LogSoftmax(Function):
@@ -38,8 +50,8 @@ class LogSoftmax(Function):
 
     def forward(self, x, axis=-1):
         self.axis = axis
-        shifted = x - max_or_neg_inf(x, axis, keepdims=True)
-        self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        shifted, e = shifted_exp(x, axis)
+        self.out = shifted - np.log(e.sum(axis=axis, keepdims=True))
         return self.out
 
     def backward(self, g):
@@ -65,8 +77,7 @@ class CrossEntropy(Function):
         self.rows = backend.get_array_module(t).arange(len(t))  # on the targets' device
         self.eps, self.reduction, self.shape = label_smoothing, reduction, logits.shape
         # log softmax = shifted - lse with shifted = x - rowmax and lse = log(sum(exp(shifted))): stable at any scale
-        shifted = x - x.max(axis=1, keepdims=True)
-        self.e = np.exp(shifted)
+        shifted, self.e = shifted_exp(x, 1)
         ones = ones_vector(c, x)
         self.sums = self.e @ ones
         # loss_i = -(1 - eps) logp[i, t_i] - eps / C sum_c logp[i, c]
@@ -224,10 +235,8 @@ class BCEWithLogits(Function):
 
     def backward(self, g):
         # dL/dx = sigmoid(x) - t ; dL/dt = -x
-        e = np.exp(-np.abs(self.x))
-        sig = np.where(self.x >= 0, 1 / (1 + e), e / (1 + e))
         scale = g / max(self.x.size, 1) if self.reduction == "mean" else g
-        return ((sig - self.t) * scale,
+        return ((sigmoid(self.x) - self.t) * scale,
                 -self.x * scale if self.needs_input_grad[1] else None)
 
 
@@ -244,16 +253,21 @@ class Linear(Function):
     def forward(self, x, weight, bias=None):
         self.shape, self.weight = x.shape, weight
         self.x = as_rows(x)
-        out = matmul(self.x, weight.T)
-        if bias is not None:
-            out += bias
-        return out.reshape(x.shape[:-1] + weight.shape[:1])
+        return linear_forward(self.x, weight, bias).reshape(x.shape[:-1] + weight.shape[:1])
 
     def backward(self, g):
         needs = self.needs_input_grad
         dx, dw, db = linear_grads(as_rows(g), self.x, self.weight, *needs[:2],
                                   len(needs) > 2 and needs[2])
         return (None if dx is None else dx.reshape(self.shape)), dw, db
+
+
+def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """y = x @ w.T + b for x of shape (rows, in): one product, the bias added in place."""
+    out = matmul(x, w.T)
+    if b is not None:
+        out += b
+    return out
 
 
 def linear_grads(g: np.ndarray, x: np.ndarray, w: np.ndarray, need_x: bool = True, need_w: bool = True,

@@ -104,8 +104,9 @@ def attention_weights(q: np.ndarray, k: np.ndarray, mask: np.ndarray | None,
     return softmax_last_axis(scores), hidden
 
 
-def softmax_backward(g: np.ndarray, w: np.ndarray, hidden: np.ndarray | None) -> np.ndarray:
-    """The gradient of the scores from that of the weights w = softmax(scores): w * (g - sum(g * w))."""
+def softmax_backward(g: np.ndarray, w: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray:
+    """The gradient of the scores from that of the weights w = softmax(scores) over the last axis:
+    w * (g - sum(g * w)); the one softmax backward (``fused.Softmax`` uses it too)."""
     ds = g * w
     ds -= w * _row_sums(ds)[..., None]
     if hidden is not None:  # a boolean mask replaced those scores by a constant

@@ -1,12 +1,13 @@
 """Whole Transformer sub-layers as single nodes: multi-head attention, and the feed-forward block.
 
+The fast paths of ``functional.multi_head_attention`` and ``functional.feed_forward``, whose plain
+versions (``multi_head_attention_simple``, ``feed_forward_simple``) are the definitions to read.
 At the tutorial's size (160 rows of 64 features) a NumPy call costs about as much as the arithmetic
 it does, and a training step runs these sub-layers a dozen times. Composed, multi-head attention
-is six nodes (four projections, the weights, weights @ values) and the feed-forward block three;
-here each is one node with a hand-written backward, and the q, k and v projections are one matrix
-product with the three weight matrices stacked ("packed", as in ``torch.nn.MultiheadAttention``)
-when they share their input. ``nn.MultiHeadAttention`` and ``nn.FeedForward`` use these when they
-can; the tests check both against the composed ops, finite differences and PyTorch.
+is about fifteen nodes and the feed-forward block five; here each is one node with a hand-written
+backward, and projections that share an input are one matrix product with their weight matrices
+stacked ("packed", as in ``torch.nn.MultiheadAttention``). Dropout masks are drawn by the caller
+and passed in (``keep``), so these nodes drop exactly what the plain versions drop.
 """
 from __future__ import annotations
 
@@ -14,135 +15,108 @@ import math
 
 import numpy as np
 
-from ..random import dropout_scale
-from ..threads import matmul
 from .function import Function
-from .fused import linear_grads
-from .fused_attention import attention_weights, softmax_backward
+from .fused import linear_forward, linear_grads
+from .fused_attention import attention_weights, softmax_backward, split_heads
 from .ops import as_rows
-
-
-def _project(x2: np.ndarray, w: np.ndarray, b: np.ndarray, parts: int, batch: int, length: int,
-             heads: int) -> np.ndarray:
-    """x2 (B * T, H) @ w.T + b with w the ``parts`` stacked (H, H) matrices -> (parts, B, heads, T, d) views
-    (B and T given: B * T may be 0)."""
-    out = matmul(x2, w.T)
-    out += b
-    return out.reshape(batch, length, parts, heads, w.shape[1] // heads).transpose(2, 0, 3, 1, 4)
 
 
 class MultiHeadAttention(Function):
     """All of multi-head attention: fc(concat_h softmax(q_h k_h^T * scale + mask) v_h) with
-    q = x Wq^T + bq and k, v projected alike from ``memory`` (from x itself for self-attention).
+    q = query Wq^T + bq, k = key Wk^T + bk, v = value Wv^T + bv.
 
-    Inputs: x (B, T_q, H), then memory (B, T_k, H) unless keys and values come from x, then
-    wq, bq, wk, bk, wv, bv, wo, bo. Keywords: a constant ``mask`` (additive, or boolean True where
-    allowed) broadcasting to (B, heads, T_q, T_k), ``heads``, and ``dropout_p`` on the weights (drawn
-    from the library's generator, as ``functional.dropout`` draws). ``self.weights`` keeps the weights
-    (before dropout).
+    Inputs: the sources, then wq, bq, wk, bk, wv, bv, wo, bo. ``groups`` says how the sources feed
+    the q, k and v projections, in that order: ``(3,)``, one source for all three (self-attention:
+    one product with [Wq; Wk; Wv]); ``(1, 2)``, queries from the first, keys and values from the
+    second (attention over an encoder's output: one product with [Wk; Wv]); ``(1, 1, 1)``, three
+    sources. Keywords: a constant ``mask`` (additive, or boolean True where allowed) broadcasting to
+    (B, heads, T_q, T_k), ``heads``, and ``keep``, inverted dropout's multiplier on the weights
+    (None for no dropout). ``self.weights`` keeps the weights (before dropout).
     """
 
     saved_inputs, saves_output = None, False
     fresh_grads = True
 
-    def forward(self, x, *arrays, mask=None, heads=1, dropout_p=0.0):
-        self.self_attention = len(arrays) == 8
-        wq, bq, wk, bk, wv, bv, self.wo, bo = arrays[-8:]
-        b, t, h = x.shape
-        self.x2 = x.reshape(-1, h)
-        if self.self_attention:  # one product for q, k and v: x (B T, H) @ [Wq; Wk; Wv]^T
-            self.w_in = np.concatenate((wq, wk, wv))
-            self.q, self.k, self.v = _project(self.x2, self.w_in, np.concatenate((bq, bk, bv)), 3, b, t, heads)
-        else:  # queries from x, keys and values (one product) from the memory
-            self.m2, self.wq, self.w_kv = arrays[0].reshape(-1, h), wq, np.concatenate((wk, wv))
-            (self.q,) = _project(self.x2, wq, bq, 1, b, t, heads)
-            self.k, self.v = _project(self.m2, self.w_kv, np.concatenate((bk, bv)), 2, b, arrays[0].shape[1], heads)
-        self.scale = x.dtype.type(1 / math.sqrt(h // heads))
+    def forward(self, *arrays, groups=(1, 1, 1), mask=None, heads=1, keep=None):
+        sources, (wq, bq, wk, bk, wv, bv, self.wo, bo) = arrays[:len(groups)], arrays[len(groups):]
+        b, t, h = sources[0].shape
+        self.groups, self.heads, self.keep = groups, heads, keep
+        # Each source's projections as one product, x (B T, H) @ [W_1; ...]^T; the heads are views.
+        self.inputs, self.packed_w, projections, start = [], [], [], 0
+        for x, n in zip(sources, groups):
+            x2, w = as_rows(x), _stack((wq, wk, wv)[start:start + n])
+            out = linear_forward(x2, w, _stack((bq, bk, bv)[start:start + n])).reshape(b, x.shape[1], n * h)
+            projections += [split_heads(out[..., i * h:(i + 1) * h], heads) for i in range(n)]
+            self.inputs.append(x2)
+            self.packed_w.append(w)
+            start += n
+        self.q, self.k, self.v = projections
+        self.scale = self.q.dtype.type(1 / math.sqrt(h // heads))
         self.weights, self.hidden = attention_weights(self.q, self.k, mask, self.scale)
-        self.keep = dropout_scale(self.weights.shape, dropout_p, x.dtype, x)
-        self.dropped = self.weights if self.keep is None else self.weights * self.keep
-        # weights @ values, written straight into the heads-side-by-side layout (B, T_q, heads, d)
-        context = np.empty_like(x, shape=(b, t, heads, h // heads))
-        np.matmul(self.dropped, self.v, out=context.transpose(0, 2, 1, 3))
+        self.dropped = self.weights if keep is None else self.weights * keep
+        # weights @ values, written straight into the heads-side-by-side layout (B, T_q, H)
+        context = np.empty_like(self.q, shape=(b, t, h))
+        np.matmul(self.dropped, self.v, out=split_heads(context, heads))
         self.context = context.reshape(b * t, h)
-        out = matmul(self.context, self.wo.T)
-        out += bo
-        return out.reshape(b, t, h)
+        return linear_forward(self.context, self.wo, bo).reshape(b, t, h)
 
     def backward(self, g):
-        needs, b, heads = self.needs_input_grad, self.q.shape[0], self.q.shape[1]
-        g2 = g.reshape(-1, g.shape[-1])
+        needs, heads, h = self.needs_input_grad, self.heads, self.wo.shape[0]
         # Output projection, then back into the heads: d context (B, heads, T_q, d).
-        d_context, dwo, dbo = linear_grads(g2, self.context, self.wo, True)
-        d_context = d_context.reshape(b, g.shape[1], heads, self.q.shape[-1]).transpose(0, 2, 1, 3)
+        d_context, dwo, dbo = linear_grads(as_rows(g), self.context, self.wo, True)
+        d_context = split_heads(d_context.reshape(g.shape), heads)
         # context = dropped @ v: d dropped = d context v^T, dv = dropped^T d context.
         d_weights = d_context @ self.v.swapaxes(-1, -2)
         if self.keep is not None:
             d_weights *= self.keep
         ds = softmax_backward(d_weights, self.weights, self.hidden)
         ds *= self.scale  # scores = q k^T * scale: dq = ds k * scale, dk = ds^T q * scale
-        # The q, k, v gradients are written straight into the layout of the packed projection's output,
-        # (B, T, parts, heads, d), so each projection's backward is again one product per gradient.
-        parts = 3 if self.self_attention else 2
-        d_in = np.empty_like(g, shape=(b, self.v.shape[2], parts, heads, self.v.shape[3]))
-        dk, dv = d_in.transpose(2, 0, 3, 1, 4)[-2:]
-        np.matmul(ds.swapaxes(-1, -2), self.q, out=dk)
-        np.matmul(self.dropped.swapaxes(-1, -2), d_context, out=dv)
-        if self.self_attention:
-            np.matmul(ds, self.k, out=d_in.transpose(2, 0, 3, 1, 4)[0])
-            dx, dw_in, db_in = linear_grads(_packed_rows(d_in), self.x2, self.w_in, needs[0])
-            return (_shaped(dx, g.shape), *_interleave(dw_in, db_in, 3), dwo, dbo)
-        dq = np.empty_like(g, shape=(b, g.shape[1], heads, self.q.shape[3]))
-        np.matmul(ds, self.k, out=dq.transpose(0, 2, 1, 3))
-        dx, dwq, dbq = linear_grads(dq.reshape(g2.shape), self.x2, self.wq, needs[0])
-        dm, dw_kv, db_kv = linear_grads(_packed_rows(d_in), self.m2, self.w_kv, needs[1])
-        return (_shaped(dx, g.shape), _shaped(dm, (b, self.v.shape[2], g.shape[-1])), dwq, dbq,
-                *_interleave(dw_kv, db_kv, 2), dwo, dbo)
+        # The q, k, v gradients are written straight into the layout of each packed product's output,
+        # so each source's projection backward is again one product per gradient.
+        b, lengths = g.shape[0], [k.shape[2] for k in (self.q, self.k, self.v)]
+        lengths = [lengths[sum(self.groups[:i])] for i in range(len(self.groups))]  # each source's length
+        d_packed = [np.empty_like(g, shape=(len(x2), n * h)) for x2, n in zip(self.inputs, self.groups)]
+        d_qkv = [split_heads(d.reshape(b, t, n * h)[..., i * h:(i + 1) * h], heads)
+                 for d, t, n in zip(d_packed, lengths, self.groups) for i in range(n)]
+        np.matmul(ds, self.k, out=d_qkv[0])
+        np.matmul(ds.swapaxes(-1, -2), self.q, out=d_qkv[1])
+        np.matmul(self.dropped.swapaxes(-1, -2), d_context, out=d_qkv[2])
+        d_sources, d_params = [], []
+        for i, (d, x2, w, t, n) in enumerate(zip(d_packed, self.inputs, self.packed_w, lengths, self.groups)):
+            dx, dw, db = linear_grads(d, x2, w, needs[i])
+            d_sources.append(None if dx is None else dx.reshape(b, t, h))
+            d_params += [a for j in range(n) for a in (dw[j * h:(j + 1) * h], db[j * h:(j + 1) * h])]
+        return (*d_sources, *d_params, dwo, dbo)
 
 
-def _packed_rows(d_in: np.ndarray) -> np.ndarray:
-    """(B, T, parts, heads, d) -> (B * T, parts * heads * d): the packed projection's output gradient as rows."""
-    return d_in.reshape(math.prod(d_in.shape[:2]), math.prod(d_in.shape[2:]))
-
-
-def _shaped(dx: np.ndarray | None, shape: tuple) -> np.ndarray | None:
-    return None if dx is None else dx.reshape(shape)
-
-
-def _interleave(dw: np.ndarray, db: np.ndarray, parts: int) -> list:
-    """Split the packed gradients back per projection: [dw_q, db_q, dw_k, db_k, ...] (views)."""
-    n = len(db) // parts
-    return [a for i in range(0, len(db), n) for a in (dw[i:i + n], db[i:i + n])]
+def _stack(arrays: tuple) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 class FeedForward(Function):
     """linear2(dropout(relu(linear1(x)))) as one node.
 
-    Inputs: x (..., H), w1 (F, H), b1 (F,), w2 (H, F), b2 (H,). Keyword: ``dropout_p``.
+    Inputs: x (..., H), w1 (F, H), b1 (F,), w2 (H, F), b2 (H,). Keyword: ``keep``, inverted
+    dropout's multiplier on the hidden units (None for no dropout).
     """
 
     saved_inputs, saves_output = (0, 1, 3), False
     fresh_grads = True
 
-    def forward(self, x, w1, b1, w2, b2, dropout_p=0.0):
+    def forward(self, x, w1, b1, w2, b2, keep=None):
         self.shape, self.w1, self.w2 = x.shape, w1, w2
         self.x2 = as_rows(x)
-        hidden = matmul(self.x2, w1.T)
-        hidden += b1
+        hidden = linear_forward(self.x2, w1, b1)
         # ReLU as a product with its 0/1 mask, which is also its gradient (faster than np.maximum(h, 0)).
         self.mask = (hidden > 0).astype(hidden.dtype)
-        keep = dropout_scale(hidden.shape, dropout_p, x.dtype, x)
         if keep is not None:
-            self.mask *= keep  # dropout after the ReLU: one multiplier for both
+            self.mask *= keep.reshape(self.mask.shape)  # dropout after the ReLU: one multiplier for both
         self.act = hidden
         self.act *= self.mask
-        out = matmul(self.act, w2.T)
-        out += b2
-        return out.reshape(x.shape[:-1] + (w2.shape[0],))
+        return linear_forward(self.act, w2, b2).reshape(x.shape[:-1] + (w2.shape[0],))
 
     def backward(self, g):
-        g2 = as_rows(g)
-        d_act, dw2, db2 = linear_grads(g2, self.act, self.w2, True)
+        d_act, dw2, db2 = linear_grads(as_rows(g), self.act, self.w2, True)
         d_act *= self.mask
         dx, dw1, db1 = linear_grads(d_act, self.x2, self.w1, self.needs_input_grad[0])
-        return _shaped(dx, self.shape), dw1, db1, dw2, db2
+        return None if dx is None else dx.reshape(self.shape), dw1, db1, dw2, db2

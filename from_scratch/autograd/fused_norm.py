@@ -1,6 +1,6 @@
 """Batch normalisation in training mode as one op.
 
-The plain composed version is ``functional.normalization.batch_norm_composed`` (mean, centre, variance,
+The plain composed version is ``functional.normalization.batch_norm_simple`` (mean, centre, variance,
 scale: about ten graph nodes, each a pass over the activations, with its reductions over several axes).
 Batch norm runs after every convolution, on the largest activations of a CNN; a profile of BatchNorm2d
 on (64, 32, 28, 28) put the composed version at twice PyTorch's time, this one at about PyTorch's:

@@ -16,13 +16,9 @@ import numpy as np
 
 from ..threads import matmul
 from .function import Function
+from .ops import sigmoid
 
 __all__ = ["RNNLayer", "LSTMLayer", "GRULayer"]
-
-
-def _sigmoid(a: np.ndarray) -> np.ndarray:
-    # sigmoid(x) = (1 + tanh(x / 2)) / 2: one ufunc pass that cannot overflow.
-    return 0.5 * np.tanh(0.5 * a) + 0.5
 
 
 class RNNLayer(Function):
@@ -64,9 +60,9 @@ class LSTMLayer(Function):
         for t in range(len(xw)):
             gates = xw[t] + matmul(h, w_hh_t)
             a = acts[t]
-            a[:, :2 * n] = _sigmoid(gates[:, :2 * n])          # i, f
+            a[:, :2 * n] = sigmoid(gates[:, :2 * n])          # i, f
             a[:, 2 * n:3 * n] = np.tanh(gates[:, 2 * n:3 * n])  # g
-            a[:, 3 * n:] = _sigmoid(gates[:, 3 * n:])           # o
+            a[:, 3 * n:] = sigmoid(gates[:, 3 * n:])           # o
             c = hc[t, :, n:] = a[:, n:2 * n] * c + a[:, :n] * a[:, 2 * n:3 * n]  # c_t = f c_{t-1} + i g
             h = hc[t, :, :n] = a[:, 3 * n:] * np.tanh(c)                         # h_t = o tanh(c_t)
         self.acts, self.hc, self.h0, self.c0, self.w_hh = acts, hc, h0, c0, w_hh
@@ -115,7 +111,7 @@ class GRULayer(Function):
             if b_hh is not None:
                 hw += b_hh
             a = acts[t]
-            a[:, :2 * n] = _sigmoid(xw[t, :, :2 * n] + hw[:, :2 * n])  # r, z
+            a[:, :2 * n] = sigmoid(xw[t, :, :2 * n] + hw[:, :2 * n])  # r, z
             hn[t] = hw[:, 2 * n:]
             a[:, 2 * n:] = np.tanh(xw[t, :, 2 * n:] + a[:, :n] * hn[t])   # n = tanh(x_n + r (h W_hn^T + b_hn))
             h = hs[t] = a[:, 2 * n:] + a[:, n:2 * n] * (h - a[:, 2 * n:])  # h_t = (1 - z) n + z h_{t-1}

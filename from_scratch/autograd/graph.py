@@ -13,45 +13,67 @@ from .inplace import check_saved_versions
 def run_backward(root: Any, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Back-propagate ``grad`` (dL/d root) through the graph below ``root``, into the leaves' ``.grad``;
     free each op's saved arrays after use unless ``retain_graph``."""
-    anomaly = _GradMode.anomaly
-    grads = {root: grad}  # pending gradient of each non-leaf (Tensors hash by identity)
-    owned = set()  # the tensors whose pending gradient is a sum made here, safe to add into in place
-    order = topological_order(root)
+    order = topological_order(root)  # parents before the nodes made from them
+    pending = GradientSums(root, grad)
     hooked = hooks.last_consumers(order) if hooks.registry else {}  # node -> leaves whose gradient is final after it
-    for node in reversed(order):
-        g = grads.pop(node, None)
-        if g is None:  # every consumer returned None for it
-            if node in hooked:
-                hooks.run(hooked[node])
-            continue
-        ctx = node._ctx
-        in_grads = ctx.backward(g)
-        if type(in_grads) is not tuple:
-            in_grads = (in_grads,)
-        if anomaly:
-            _check_finite(type(ctx).__name__, "backward", *in_grads)
-        fresh = ctx.fresh_grads
-        for parent, pg in zip(ctx.parents, in_grads):
-            if pg is None or not parent.requires_grad:
-                continue
-            if pg.shape != parent.data.shape:
-                raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape "
-                                   f"{pg.shape} for an input of shape {parent.data.shape}")
-            if parent._ctx is None:
-                parent._accumulate(pg, fresh)
-            elif parent not in grads:  # unless fresh, pg may be a view or shared: never written into
-                grads[parent] = pg
-                if fresh:
-                    owned.add(parent)
-            elif parent in owned:
-                grads[parent] += pg
-            else:
-                grads[parent] = grads[parent] + pg
-                owned.add(parent)
-        if not retain_graph:
-            ctx.release()
+    for node in reversed(order):  # from the root down: a node's gradient is complete when its turn comes
+        g = pending.pop(node)
+        if g is not None:  # (None: every consumer returned None for it)
+            ctx = node._ctx
+            in_grads = ctx.backward(g)  # the chain rule, one op at a time
+            in_grads = in_grads if type(in_grads) is tuple else (in_grads,)
+            if _GradMode.anomaly:
+                _check_finite(type(ctx).__name__, "backward", *in_grads)
+            for parent, pg in zip(ctx.parents, in_grads):
+                if pg is not None and parent.requires_grad:
+                    pending.add(parent, pg, ctx)
+            if not retain_graph:
+                ctx.release()
         if node in hooked:
             hooks.run(hooked[node])
+
+
+class GradientSums:
+    """The gradient each tensor has received so far in one backward walk: a non-leaf's is pending
+    until its turn, a leaf's is added into ``.grad`` at once.
+
+    The engine's one memory optimisation lives here, and only here: the gradients an op returns are
+    kept without a copy, and added into in place once they are a sum made here. A gradient may be a
+    view of another array or returned for two inputs, so it is never written into unless it is
+    ``owned`` (a sum made here) or its op says ``fresh_grads`` (every array new and unshared). A
+    custom op needs neither: ``fresh_grads`` is False by default, which is always safe.
+    """
+
+    def __init__(self, root: Any, grad: np.ndarray):
+        self.pending = {root: grad}  # Tensors hash by identity
+        self.owned: set = set()
+
+    def pop(self, node: Any) -> np.ndarray | None:
+        return self.pending.pop(node, None)
+
+    def add(self, tensor: Any, g: np.ndarray, ctx: Any) -> None:
+        if g.shape != tensor.data.shape:
+            raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape "
+                               f"{g.shape} for an input of shape {tensor.data.shape}")
+        if tensor._ctx is None:
+            accumulate_leaf(tensor, g, ctx.fresh_grads)
+        elif tensor not in self.pending:
+            self.pending[tensor] = g
+            if ctx.fresh_grads:
+                self.owned.add(tensor)
+        elif tensor in self.owned:
+            self.pending[tensor] += g
+        else:
+            self.pending[tensor] = self.pending[tensor] + g
+            self.owned.add(tensor)
+
+
+def accumulate_leaf(leaf: Any, g: np.ndarray, fresh: bool = False) -> None:
+    """Add ``g`` into a leaf's ``.grad``: its own copy the first time, unless ``g`` is fresh (see above)."""
+    if leaf.grad is None:
+        leaf.grad = g if fresh and g.dtype == leaf.data.dtype else g.astype(leaf.data.dtype, copy=True)
+    else:
+        leaf.grad += g
 
 
 def topological_order(root: Any) -> list:

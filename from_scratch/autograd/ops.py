@@ -1,7 +1,10 @@
-"""The primitive differentiable ops. Everything else in the library is composed from these.
+"""The core primitive differentiable ops: arithmetic, elementwise functions, sums and max, movement.
 
-Each ``backward`` returns one gradient per tensor input; broadcasting inputs get their
-gradient summed back to their own shape with ``unbroadcast``.
+More primitives sit beside this file: ``reduce_ops.py`` (cumsum, prod, norm), ``index_ops.py``
+(gather, scatter, casts) and ``special.py`` (erf, erfc). The fused ops (``fused*.py``) are fast
+paths, each standing beside a plain version composed from the primitives (``functional/*_simple``,
+``nn.RNNCell``/``LSTMCell``/``GRUCell``). Each ``backward`` returns one gradient per tensor input;
+broadcasting inputs get their gradient summed back to their own shape with ``unbroadcast``.
 """
 from __future__ import annotations
 
@@ -292,13 +295,16 @@ class Tanh(Function):
         return g * (1 - self.out * self.out)
 
 
+def sigmoid(a: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-a)) on an array, computed as (1 + tanh(a / 2)) / 2: one ufunc pass that cannot overflow."""
+    return 0.5 * np.tanh(0.5 * a) + 0.5
+
+
 class Sigmoid(Function):
     saved_inputs, saves_output = (), True
 
     def forward(self, a):
-        # exp of a non-positive number only: stable at +-1e4.
-        e = np.exp(-np.abs(a))
-        self.out = np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+        self.out = sigmoid(a)
         return self.out
 
     def backward(self, g):
@@ -335,7 +341,7 @@ class Clip(Function):
 
 # ---------------------------------------------------------------- reductions
 
-def _check_axis(name: str, shape: tuple, axis: Any) -> Any:
+def check_axis(name: str, shape: tuple, axis: Any) -> Any:
     """Return ``axis`` as a tuple of non-negative axes, or raise naming the bad axis and the shape."""
     if axis is None:
         return None
@@ -349,7 +355,7 @@ def _check_axis(name: str, shape: tuple, axis: Any) -> Any:
     return axes
 
 
-def _check_new_axis(name: str, shape: tuple, axis: int) -> int:
+def check_new_axis(name: str, shape: tuple, axis: int) -> int:
     """Return where a new axis goes (``unsqueeze``, ``stack``) as a non-negative position, or raise."""
     if not -len(shape) - 1 <= axis <= len(shape):
         raise ValueError(f"{name}: axis {axis} is out of range for a tensor of shape {shape} "
@@ -361,7 +367,7 @@ class Sum(Function):
     saved_inputs, saves_output = (), False
 
     def forward(self, a, axis=None, keepdims=False, name="sum"):
-        self.shape, self.axis, self.keepdims = a.shape, _check_axis(name, a.shape, axis), keepdims
+        self.shape, self.axis, self.keepdims = a.shape, check_axis(name, a.shape, axis), keepdims
         return np.sum(a, axis=self.axis, keepdims=keepdims)
 
     def backward(self, g):
@@ -371,12 +377,13 @@ class Sum(Function):
 
 
 class Max(Function):
-    """amax over axes; ties share the gradient equally (PyTorch's amax rule)."""
+    """amax over axes, or amin with ``largest=False`` (one op: min is max with the comparison turned
+    round); ties share the gradient equally (PyTorch's amax rule)."""
     saved_inputs, saves_output = (), False
 
     def forward(self, a, axis=None, keepdims=False, largest=True):
         name = "max" if largest else "min"
-        self.axis, self.keepdims = _check_axis(name, a.shape, axis), keepdims
+        self.axis, self.keepdims = check_axis(name, a.shape, axis), keepdims
         if a.size == 0 and (self.axis is None or not all(a.shape[i] for i in self.axis)):
             raise ValueError(f"{name}: cannot reduce over an empty axis (tensor shape {a.shape}, axis {axis}): "
                              f"the {name} of nothing is undefined, as in PyTorch")
@@ -474,7 +481,7 @@ class Cat(Function):
     def forward(self, *arrays, axis=0):
         if not arrays:
             raise ValueError("cat: got no tensors")
-        _check_axis("cat", arrays[0].shape, axis)
+        check_axis("cat", arrays[0].shape, axis)
         self.axis = axis
         self.splits = list(itertools.accumulate(a.shape[axis] for a in arrays))[:-1]
         try:

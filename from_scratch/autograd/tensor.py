@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .. import backend
-from . import function, graph, hooks, inplace, ops
+from . import graph, hooks, inplace, ops
 from .dtypes import constant_dtype, get_default_dtype, operand_dtypes, set_default_dtype
 from .function import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .tensor_api import TensorAPIMixin, dim_alias, indices_by_dim
@@ -134,7 +134,7 @@ class Tensor(TensorAPIMixin):
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad of shape {grad.shape} for a tensor of shape {self.shape}")
         if self._ctx is None:
-            self._accumulate(grad)
+            graph.accumulate_leaf(self, grad)
             hooks.run([self])
             return
         graph.run_backward(self, grad, retain_graph)
@@ -143,13 +143,6 @@ class Tensor(TensorAPIMixin):
         """Call ``hook(self)`` in every backward once this leaf's gradient is final (PyTorch's name), even
         when no gradient reached it. Returns a handle with ``remove()``. See ``autograd/hooks.py``."""
         return hooks.register(self, hook)
-
-    def _accumulate(self, g: np.ndarray, fresh: bool = False) -> None:
-        if self.grad is None:
-            # An own copy, unless g is a new array no one else holds (see Function.fresh_grads).
-            self.grad = g if fresh and g.dtype == self.data.dtype else g.astype(self.data.dtype, copy=True)
-        else:
-            self.grad += g
 
     # ------------------------------------------------------------ arithmetic
     def _lift(self, other: Any) -> "Tensor":
@@ -220,6 +213,7 @@ class Tensor(TensorAPIMixin):
         return ops.Maximum.apply(*self._operands(other))
 
     def minimum(self, other: Any) -> "Tensor":
+        # ops.Maximum serves both: largest=False picks the smaller, with the same tie rule
         return ops.Maximum.apply(*self._operands(other), largest=False)
 
     def masked_fill(self, mask: Any, value: float) -> "Tensor":
@@ -260,6 +254,7 @@ class Tensor(TensorAPIMixin):
 
     @indices_by_dim(np.argmin)
     def min(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
+        # ops.Max serves both: largest=False picks the smallest, with the same tie rule
         return ops.Max.apply(self, axis=axis, keepdims=keepdims, largest=False)
 
     # ------------------------------------------------------------ shape
@@ -273,7 +268,7 @@ class Tensor(TensorAPIMixin):
         s = self.shape
         if not s:
             return self.reshape(1)
-        (start,), (end,) = ops._check_axis("flatten", s, start_dim), ops._check_axis("flatten", s, end_dim)
+        (start,), (end,) = ops.check_axis("flatten", s, start_dim), ops.check_axis("flatten", s, end_dim)
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (tensor shape {s})")
         return self.reshape(s[:start] + (-1,) + s[end + 1:])
@@ -283,7 +278,7 @@ class Tensor(TensorAPIMixin):
         return inplace.share_version(ops.Permute.apply(self, dims=dims), self)
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> "Tensor":
-        (dim0,), (dim1,) = (ops._check_axis("transpose", self.shape, d) for d in (dim0, dim1))
+        (dim0,), (dim1,) = (ops.check_axis("transpose", self.shape, d) for d in (dim0, dim1))
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(*dims)
@@ -293,13 +288,13 @@ class Tensor(TensorAPIMixin):
     @dim_alias
     def squeeze(self, axis: int | tuple | None = None) -> "Tensor":
         """Drop the axes of length 1 (those of ``axis`` only, when given; others named stay, as in PyTorch)."""
-        axes = range(self.ndim) if axis is None else ops._check_axis("squeeze", self.shape, axis)
+        axes = range(self.ndim) if axis is None else ops.check_axis("squeeze", self.shape, axis)
         drop = {a for a in axes if self.shape[a] == 1}
         return self.reshape(tuple(n for a, n in enumerate(self.shape) if a not in drop)) if drop else self
 
     @dim_alias
     def unsqueeze(self, axis: int) -> "Tensor":
-        axis = ops._check_new_axis("unsqueeze", self.shape, axis)
+        axis = ops.check_new_axis("unsqueeze", self.shape, axis)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     def expand(self, *shape: Any) -> "Tensor":
@@ -340,7 +335,7 @@ class Tensor(TensorAPIMixin):
     def split(self, size_or_sections: int | Sequence[int], axis: int = 0) -> list["Tensor"]:
         """Split into pieces of ``size`` along ``axis`` (the last one smaller if need be), or of the given
         sizes, which must add up to the axis' length: ``torch.split``'s rules."""
-        (axis,) = ops._check_axis("split", self.shape, axis)
+        (axis,) = ops.check_axis("split", self.shape, axis)
         n = self.shape[axis]
         if isinstance(size_or_sections, (int, np.integer)):
             size = int(size_or_sections)
@@ -367,7 +362,7 @@ class Tensor(TensorAPIMixin):
     def chunk(self, chunks: int, axis: int = 0) -> list["Tensor"]:
         """Split into ``chunks`` pieces of equal size (the last smaller, and fewer pieces if the axis is
         short), like ``torch.chunk``; an empty axis gives ``chunks`` empty pieces."""
-        (axis,) = ops._check_axis("chunk", self.shape, axis)
+        (axis,) = ops.check_axis("chunk", self.shape, axis)
         if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
             raise ValueError(f"chunk: chunks must be a positive integer, got {chunks!r}")
         n = self.shape[axis]
@@ -384,12 +379,11 @@ class Tensor(TensorAPIMixin):
         return stack(tensors, axis)
 
 
-function._tensor_class = Tensor
 
 
 def _reduced_count(name: str, shape: tuple, axis: Any) -> int:
     """How many elements a reduction over ``axis`` of a tensor of ``shape`` combines into each result."""
-    axes = ops._check_axis(name, shape, axis)
+    axes = ops.check_axis(name, shape, axis)
     return math.prod(shape) if axes is None else math.prod(shape[a] for a in axes)
 
 
@@ -450,7 +444,7 @@ def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
         raise ValueError("stack: got no tensors")
     if any(t.shape != tensors[0].shape for t in tensors):
         raise ValueError(f"stack: shapes {', '.join(str(t.shape) for t in tensors)} differ (stack needs equal shapes)")
-    axis = ops._check_new_axis("stack", tensors[0].shape, axis)
+    axis = ops.check_new_axis("stack", tensors[0].shape, axis)
     return cat([t.unsqueeze(axis) for t in tensors], axis)
 
 

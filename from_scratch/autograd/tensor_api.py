@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .. import backend
-from . import fused, ops, return_types
+from . import fused, ops, return_types, special
 from .index_ops import Cast, Gather, IndexAdd, ScatterAdd, ToDevice, check_index, check_index_shape
 from .reduce_ops import Cumsum, Norm, Prod
 
@@ -79,7 +79,7 @@ def indices_by_dim(arg_reduce: Callable) -> Callable:
             keep = kwargs.pop("keepdims", False)
             if kwargs:
                 raise TypeError(f"{name}: unexpected arguments {sorted(kwargs)}")
-            (axis,) = ops._check_axis(name, self.shape, dim)
+            (axis,) = ops.check_axis(name, self.shape, dim)
             order = _arg_reduce(name, arg_reduce, self.data, axis, True)
             values, indices = Gather.apply(self, index=order, axis=axis), self._make(order, False)
             if not keep:
@@ -117,7 +117,7 @@ def _drop(shape: tuple, axis: int) -> tuple:
 def _one_axis(name: str, shape: tuple, dim: Any) -> int:
     if isinstance(dim, (tuple, list)):
         raise TypeError(f"{name}: dim must be one int, got {dim}")
-    return ops._check_axis(name, shape, dim)[0]
+    return ops.check_axis(name, shape, dim)[0]
 
 
 def _arg_reduce(name: str, fn: Callable, a: np.ndarray, axis: int | None, keepdims: bool) -> np.ndarray:
@@ -245,6 +245,14 @@ class TensorAPIMixin:
         axis = None if dim is None else _one_axis("argmin", self.shape, dim)
         return self._make(_arg_reduce("argmin", np.argmin, self.data, axis, keepdim), False)
 
+    def erf(self) -> "Tensor":
+        """The error function, elementwise (``special.py``: Cody's approximation, float32 stays float32)."""
+        return special.Erf.apply(self)
+
+    def erfc(self) -> "Tensor":
+        """1 - erf(x), accurate where it is tiny (the exact GELU's normal CDF uses it)."""
+        return special.Erfc.apply(self)
+
     @dim_alias
     def cumsum(self, dim: int) -> "Tensor":
         return Cumsum.apply(self, axis=_one_axis("cumsum", self.shape, dim))
@@ -258,7 +266,7 @@ class TensorAPIMixin:
     @dim_alias
     def logsumexp(self, dim: int | tuple | None = None, keepdim: bool = False) -> "Tensor":
         """log(sum(exp(x))) over ``dim`` (every element if None), stable at any scale; the gradient is softmax."""
-        axis = ops._check_axis("logsumexp", self.shape, dim)
+        axis = ops.check_axis("logsumexp", self.shape, dim)
         # log sum exp(x) = m + log sum exp(x - m) with m the (constant) max: no exp overflows. An infinite
         # max is replaced by 0 so that all -inf gives -inf, not (-inf) - (-inf) = NaN.
         m = ops.max_or_neg_inf(self.data, axis, keepdims=True)
@@ -273,7 +281,7 @@ class TensorAPIMixin:
         """The vector p-norm over ``dim`` (every element if None), as ``torch.linalg.vector_norm``: p > 0,
         ``inf`` (max |x|), ``-inf`` (min |x|), 0 (count of nonzeros, no gradient), ``"fro"`` (= 2).
         The gradient at the zero vector is 0 (PyTorch's choice of subgradient)."""
-        axes = ops._check_axis("norm", self.shape, dim)
+        axes = ops.check_axis("norm", self.shape, dim)
         if self.data.dtype.kind != "f":
             raise TypeError(f"norm: needs a floating tensor, got dtype {self.data.dtype}")
         p = 2.0 if p == "fro" else p
@@ -292,13 +300,13 @@ class TensorAPIMixin:
     @dim_alias
     def softmax(self, dim: int = -1) -> "Tensor":
         """exp(x) / sum(exp(x)) along ``dim`` (the last by default; see ``fused.Softmax``)."""
-        ops._check_axis("softmax", self.shape, dim)
+        ops.check_axis("softmax", self.shape, dim)
         return fused.Softmax.apply(self, axis=dim)
 
     @dim_alias
     def log_softmax(self, dim: int = -1) -> "Tensor":
         """x - logsumexp(x) along ``dim`` (the last by default; see ``fused.LogSoftmax``)."""
-        ops._check_axis("log_softmax", self.shape, dim)
+        ops.check_axis("log_softmax", self.shape, dim)
         return fused.LogSoftmax.apply(self, axis=dim)
 
     # ------------------------------------------------------------ sorting

@@ -1,30 +1,65 @@
-"""Normalisation: layer norm, layer norm with the residual add fused in, and batch norm."""
+"""Normalisation: layer norm, layer norm with the residual add before it (post-norm's "Add & Norm"), batch norm."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..autograd import fused, fused_norm
 from ..autograd.tensor import Tensor
+from .fastpath import fused_enabled
 from .inputs import as_tensor
 
-__all__ = ["layer_norm", "add_layer_norm", "batch_norm", "batch_norm_composed"]
+__all__ = ["layer_norm", "add_layer_norm", "layer_norm_simple", "add_layer_norm_simple", "batch_norm",
+           "batch_norm_simple"]
+
+
+def layer_norm_simple(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5,
+                      normalized_ndim: int = 1) -> Tensor:
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last ``normalized_ndim`` axes: the plain
+    version, from primitive ops (Ba, Kiros & Hinton, 2016; the variance is the biased one, as PyTorch's)."""
+    axes = tuple(range(-normalized_ndim, 0))
+    centred = x - x.mean(axes, keepdims=True)
+    var = (centred * centred).mean(axes, keepdims=True)
+    out = centred / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    return out if bias is None else out + bias
+
+
+def add_layer_norm_simple(x: Tensor, y: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
+                          eps: float = 1e-5, normalized_ndim: int = 1) -> Tensor:
+    """layer_norm(x + y): the plain version of ``add_layer_norm``."""
+    return layer_norm_simple(x + y, weight, bias, eps, normalized_ndim)
 
 
 def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5,
                normalized_ndim: int | None = None) -> Tensor:
-    """Normalise over the trailing axes that ``weight`` covers (the last axis if no weight)."""
+    """Normalise over the trailing axes that ``weight`` covers (the last axis if no weight);
+    ``layer_norm_simple`` is the definition. Shape: any -> the same.
+
+    Fast path (``fused.LayerNorm``): one node instead of nine, row sums as BLAS products; forward +
+    backward 58 us against 141 us plain (16x10x64).
+    """
     x = as_tensor(x, "layer_norm")
     params, ndim = _layer_norm_params("layer_norm", weight, bias, normalized_ndim)
+    if not fused_enabled():
+        return layer_norm_simple(x, weight, bias, eps, ndim)
     return fused.LayerNorm.apply(x, *params, ndim=ndim, eps=eps)
 
 
 def add_layer_norm(x: Tensor, y: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
                    eps: float = 1e-5, normalized_ndim: int | None = None) -> Tensor:
-    """``layer_norm(x + y)`` as one op: the residual add and norm of a post-norm Transformer layer."""
+    """``layer_norm(x + y)``: the residual add and norm of a post-norm Transformer layer;
+    ``add_layer_norm_simple`` is the definition. Shape: x and y alike -> the same.
+
+    Fast path (``fused.AddLayerNorm``): the add joins the layer norm's node; forward + backward
+    59 us against 143 us plain (16x10x64).
+    """
     x, y = as_tensor(x, "add_layer_norm"), as_tensor(y, "add_layer_norm", "y")
     if x.shape != y.shape:
         raise ValueError(f"add_layer_norm: x of shape {x.shape} and y of shape {y.shape} must have the same shape")
     params, ndim = _layer_norm_params("add_layer_norm", weight, bias, normalized_ndim)
+    if not fused_enabled():
+        return add_layer_norm_simple(x, y, weight, bias, eps, ndim)
     return fused.AddLayerNorm.apply(x, y, *params, ndim=ndim, eps=eps)
 
 
@@ -42,8 +77,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     """Normalise each channel (axis 1) of ``input`` (N, C, ...) over the batch and all other axes, then
     scale by ``weight`` (C,) and shift by ``bias`` (C,), as ``torch.nn.functional.batch_norm``.
 
-    Training: the batch's mean and biased variance normalise (``batch_norm_composed`` is the plain
-    version of the math; a fused op runs it); the running statistics (C,), if given, move ``momentum``
+    Training: the batch's mean and biased variance normalise (``batch_norm_simple`` is the plain
+    version of the math; ``fused_norm.BatchNorm`` runs it unless ``use_fused(False)``); the running statistics (C,), if given, move ``momentum``
     of the way to the batch mean and the *unbiased* batch variance (PyTorch's convention), in place.
     Otherwise the running statistics normalise: a per-channel affine map.
     Raises ValueError for fewer than two values per channel in training, for missing running statistics
@@ -67,17 +102,23 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if count <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                          f"got input of shape {input.shape}")
-    params = [t for t in (weight, bias) if t is not None]
-    out, op = fused_norm.BatchNorm.apply_with_ctx(input, *params, has_weight=weight is not None,
-                                                  has_bias=bias is not None, eps=eps)
+    if fused_enabled():
+        params = [t for t in (weight, bias) if t is not None]
+        out, op = fused_norm.BatchNorm.apply_with_ctx(input, *params, has_weight=weight is not None,
+                                                      has_bias=bias is not None, eps=eps)
+        mean, var = op.mean, op.var
+    else:
+        out = batch_norm_simple(input, weight, bias, eps)
+        axes = (0,) + tuple(range(2, input.ndim))
+        mean, var = input.data.mean(axis=axes), input.data.var(axis=axes)
     if running_mean is not None and running_var is not None:
-        unbiased = op.var * (count / (count - 1))
-        running_mean.data = (1 - momentum) * running_mean.data + momentum * op.mean.astype(running_mean.dtype)
+        unbiased = var * (count / (count - 1))
+        running_mean.data = (1 - momentum) * running_mean.data + momentum * mean.astype(running_mean.dtype)
         running_var.data = (1 - momentum) * running_var.data + momentum * unbiased.astype(running_var.dtype)
     return out
 
 
-def batch_norm_composed(input: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
+def batch_norm_simple(input: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
                         eps: float = 1e-5) -> Tensor:
     """Training-mode ``batch_norm`` (batch statistics) composed from Tensor ops: the plain version of the math
     that ``autograd/fused_norm.BatchNorm`` runs as one op (Ioffe & Szegedy 2015)."""

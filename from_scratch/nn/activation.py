@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..autograd.tensor import Tensor
+from ..autograd.tensor_api import dim_alias
 from .module import Module
 
 
@@ -42,14 +43,15 @@ class Sigmoid(Module):
 
 
 class Softmax(Module):
-    """softmax along ``axis`` (``dim`` is accepted as PyTorch's name)."""
+    """softmax along ``dim`` (``axis=`` is the same, as everywhere in the library), the last by default."""
 
-    def __init__(self, axis: int = -1, dim: int | None = None):
+    @dim_alias
+    def __init__(self, dim: int = -1):
         super().__init__()
-        self.axis = axis if dim is None else dim
+        self.dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.softmax(x, self.axis)
+        return F.softmax(x, self.dim)
 
     def extra_repr(self) -> str:
-        return f"axis={self.axis}"
+        return f"dim={self.dim}"

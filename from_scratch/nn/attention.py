@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
-from ..functional.attention import _mask_needs_grad as mask_needs_grad
 from ..autograd.tensor import Tensor
 from . import init
 from .linear import Linear
@@ -32,7 +31,12 @@ class ScaledDotProductAttention(Module):
 
 
 class MultiHeadAttention(Module):
-    """Attend with ``num_heads`` heads in parallel, each on its own hidden_size / num_heads slice.
+    """Attend with ``num_heads`` heads in parallel, each on its own hidden_size / num_heads slice:
+    ``F.multi_head_attention`` with the parameters of ``q_linear``, ``k_linear``, ``v_linear`` and ``fc``.
+
+    Leave out ``k`` and ``v`` for self-attention (keys and values from ``q``), or ``v`` alone for
+    attention over an encoder's output (values from ``k``): the fast path then packs the projections
+    of the shared input into one product.
 
     ``mask`` must broadcast to (B, num_heads, T_q, T_k): the tutorials' additive padding mask
     (B, 1, 1, T_k), causal mask (1, 1, T_q, T_k) or their sum (B, 1, T_q, T_k) (0 where allowed,
@@ -42,7 +46,8 @@ class MultiHeadAttention(Module):
     for a mask written for that layer. A query with every key hidden (False or -inf) gets output
     0 and gradient 0 (PyTorch's SDPA rule), on the fused path and the unfused one alike.
     The attention weights of the last call are kept in ``attn_weights`` (an array of shape
-    (B, num_heads, T_q, T_k), on the layer's device); ``return_weights=True`` also returns them as a Tensor.
+    (B, num_heads, T_q, T_k), on the layer's device); ``return_weights=True`` also returns them as a
+    differentiable Tensor.
 
     Shape: q (B, T_q, hidden_size), k and v (B, T_k, hidden_size) -> (B, T_q, hidden_size).
     """
@@ -52,13 +57,12 @@ class MultiHeadAttention(Module):
         if num_heads <= 0 or hidden_size % num_heads:
             raise ValueError(f"MultiHeadAttention: hidden_size {hidden_size} is not divisible by "
                              f"num_heads {num_heads}")
-        self.hidden_size, self.num_heads = hidden_size, num_heads
+        self.hidden_size, self.num_heads, self.dropout = hidden_size, num_heads, dropout
         self.head_dim = hidden_size // num_heads
         self.q_linear = Linear(hidden_size, hidden_size)
         self.k_linear = Linear(hidden_size, hidden_size)
         self.v_linear = Linear(hidden_size, hidden_size)
         self.fc = Linear(hidden_size, hidden_size)
-        self.attention = ScaledDotProductAttention(dropout)
         self.attn_weights: Any = None  # an array on the layer's device
         self.reset_parameters()
 
@@ -69,47 +73,34 @@ class MultiHeadAttention(Module):
         for lin in (self.q_linear, self.k_linear, self.v_linear, self.fc):
             init.zeros_(lin.bias)
 
-    def _split_heads(self, x: Tensor) -> Tensor:
-        # (B, T, H) -> (B, heads, T, H / heads): each head sees its own slice of the features.
-        b, t, _ = x.shape
-        return x.reshape(b, t, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+    def forward(self, q: Tensor, k: Tensor | None = None, v: Tensor | None = None, mask: Any = None,
+                return_weights: bool = False) -> Any:
+        params = [p for lin in (self.q_linear, self.k_linear, self.v_linear, self.fc) for p in (lin.weight, lin.bias)]
+        out, weights = F.multi_head_attention(q, k, v, params, self.num_heads, mask, self.dropout, self.training,
+                                              need_weights=return_weights)
+        self.attn_weights = weights.data
+        return (out, weights) if return_weights else out
 
-    def project_kv(self, k: Tensor, v: Tensor, split: bool = True) -> tuple[Tensor, Tensor]:
-        """Project keys and values: (B, T_k, H) -> (B, heads, T_k, H / heads), or (B, T_k, H) with
-        ``split=False`` (``attend`` takes both; the fused attention splits heads itself, as views).
+    # ------------------------------------------------------------ incremental decoding
+    def project_kv(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Project keys and values and split them into heads: (B, T_k, H) -> (B, heads, T_k, H / heads).
 
-        Incremental decoding caches the split heads, so each key/value position is projected once.
+        Incremental decoding caches these, so each key/value position is projected once.
         """
         if k.shape[:2] != v.shape[:2]:
             raise ValueError(f"MultiHeadAttention: keys of shape {k.shape} and values of shape {v.shape} "
                              f"differ in batch or length")
-        k, v = self.k_linear(k), self.v_linear(v)
-        return (self._split_heads(k), self._split_heads(v)) if split else (k, v)
+        return F.split_heads(self.k_linear(k), self.num_heads), F.split_heads(self.v_linear(v), self.num_heads)
 
-    def attend(self, q: Tensor, k_proj: Tensor, v_proj: Tensor, mask: Any = None,
-               return_weights: bool = False) -> Any:
+    def attend(self, q: Tensor, k_proj: Tensor, v_proj: Tensor, mask: Any = None) -> Tensor:
         """Attend from queries q (B, T_q, H) to keys and values already projected by ``project_kv``."""
         if q.ndim != 3 or q.shape[0] != k_proj.shape[0]:
             raise ValueError(f"MultiHeadAttention: queries of shape {q.shape} need (B, T_q, {self.hidden_size}) "
                              f"with the keys' batch size {k_proj.shape[0]}")
-        # 1) Project the queries. 2) Scaled dot-product attention in every head at once: the inputs
-        # are split into heads of size H / heads, and the heads' outputs concatenated back to (B, T_q, H).
-        out, weights = F.scaled_dot_product_attention(self.q_linear(q), k_proj, v_proj, mask, self.attention.dropout,
+        out, weights = F.scaled_dot_product_attention(self.q_linear(q), k_proj, v_proj, mask, self.dropout,
                                                       self.training, return_weights=True, num_heads=self.num_heads)
         self.attn_weights = weights.data
-        # 3) Mix the heads with the output projection.
-        out = self.fc(out)
-        return (out, weights) if return_weights else out
-
-    def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Any = None, return_weights: bool = False) -> Any:
-        if k is v and not return_weights and not mask_needs_grad(mask):
-            # The usual case (self-attention, or attention over an encoder's output) is one fused node.
-            linears = (self.q_linear, self.k_linear, self.v_linear, self.fc)
-            params = [p for lin in linears for p in (lin.weight, lin.bias)]
-            out, self.attn_weights = F.multi_head_attention(q, k, params, self.num_heads, mask, self.attention.dropout,
-                                                            self.training)
-            return out
-        return self.attend(q, *self.project_kv(k, v, split=False), mask=mask, return_weights=return_weights)
+        return self.fc(out)
 
     def extra_repr(self) -> str:
         return f"hidden_size={self.hidden_size}, num_heads={self.num_heads}"

@@ -38,7 +38,21 @@ def _hidden_states(name: str, x: Any, embed: Callable | None, start: int = 0) ->
     return x if isinstance(x, Tensor) else Tensor(data)
 
 
-class Encoder(Module):
+class _LayerStack(Module):
+    """``num_layers`` layers of ``layer_class`` and a final LayerNorm; ``embed`` embeds token ids."""
+
+    layer_class: type
+
+    def __init__(self, num_layers: int, hidden_size: int, num_heads: int, ff_size: int, dropout: float = 0.0,
+                 norm_first: bool = False, embed: Callable | None = None):
+        super().__init__()
+        self.layers = ModuleList(self.layer_class(hidden_size, num_heads, ff_size, dropout, norm_first)
+                                 for _ in range(num_layers))
+        self.norm = LayerNorm(hidden_size)
+        self.embed = embed  # a plain callable, not a sub-module: its weights belong to the Transformer
+
+
+class Encoder(_LayerStack):
     """A stack of ``EncoderLayer``s and a final LayerNorm.
 
     Takes token ids (an integer array or Tensor, embedded with the Transformer's shared
@@ -48,13 +62,7 @@ class Encoder(Module):
     -> (B, S, hidden_size).
     """
 
-    def __init__(self, num_layers: int, hidden_size: int, num_heads: int, ff_size: int, dropout: float = 0.0,
-                 norm_first: bool = False, embed: Callable | None = None):
-        super().__init__()
-        self.layers = ModuleList(EncoderLayer(hidden_size, num_heads, ff_size, dropout, norm_first)
-                                 for _ in range(num_layers))
-        self.norm = LayerNorm(hidden_size)
-        self.embed = embed  # a plain callable, not a sub-module: its weights belong to the Transformer
+    layer_class = EncoderLayer
 
     def forward(self, x: Any, mask: Any = None) -> Tensor:
         x = _hidden_states("Encoder", x, self.embed)
@@ -63,7 +71,7 @@ class Encoder(Module):
         return self.norm(x)
 
 
-class Decoder(Module):
+class Decoder(_LayerStack):
     """A stack of ``DecoderLayer``s and a final LayerNorm.
 
     Takes target token ids (embedded like the ``Encoder``'s) or float hidden states. With a
@@ -74,13 +82,7 @@ class Decoder(Module):
     src_mask broadcastable to (B, heads, T, S), tgt_mask to (B, heads, T, T) -> (B, T, hidden_size).
     """
 
-    def __init__(self, num_layers: int, hidden_size: int, num_heads: int, ff_size: int, dropout: float = 0.0,
-                 norm_first: bool = False, embed: Callable | None = None):
-        super().__init__()
-        self.layers = ModuleList(DecoderLayer(hidden_size, num_heads, ff_size, dropout, norm_first)
-                                 for _ in range(num_layers))
-        self.norm = LayerNorm(hidden_size)
-        self.embed = embed
+    layer_class = DecoderLayer
 
     def forward(self, x: Any, encoder_output: Tensor, src_mask: Any = None, tgt_mask: Any = None,
                 cache: Cache | None = None) -> Tensor:

@@ -60,12 +60,15 @@ class FeedForward(Module):
     def __init__(self, hidden_size: int, ff_size: int, dropout: float = 0.0):
         super().__init__()
         self.linear1 = Linear(hidden_size, ff_size)
-        self.dropout = Dropout(dropout)
         self.linear2 = Linear(ff_size, hidden_size)
+        self.dropout = dropout  # on the hidden units, after the ReLU
 
     def forward(self, x: Tensor) -> Tensor:
         return F.feed_forward(x, self.linear1.weight, self.linear1.bias, self.linear2.weight, self.linear2.bias,
-                              self.dropout.p, self.training)
+                              self.dropout, self.training)
+
+    def extra_repr(self) -> str:
+        return f"dropout={self.dropout}"
 
 
 def _sublayer(x: Tensor, norm: LayerNorm, dropout: Dropout, fn: Callable[[Tensor], Tensor],
@@ -77,7 +80,28 @@ def _sublayer(x: Tensor, norm: LayerNorm, dropout: Dropout, fn: Callable[[Tensor
     return F.add_layer_norm(x, dropout(fn(x)), norm.weight, norm.bias, norm.eps, len(norm.normalized_shape))
 
 
-class EncoderLayer(Module):
+class _ResidualLayer(Module):
+    """What an encoder and a decoder layer hold, in PyTorch's order: their attentions (``attentions``
+    names them), the feed-forward block, then ``norm1``, ``norm2``, ... and ``dropout1``, ``dropout2``,
+    ..., one of each per sub-layer (the attentions and the feed-forward block)."""
+
+    attentions: tuple[str, ...] = ()
+
+    def __init__(self, hidden_size: int, num_heads: int, ff_size: int, dropout: float = 0.0,
+                 norm_first: bool = False):
+        super().__init__()
+        self.norm_first = norm_first
+        for name in self.attentions:
+            setattr(self, name, MultiHeadAttention(hidden_size, num_heads, dropout))
+        self.feed_forward = FeedForward(hidden_size, ff_size, dropout)
+        sublayers = range(1, len(self.attentions) + 2)
+        for i in sublayers:
+            setattr(self, f"norm{i}", LayerNorm(hidden_size))
+        for i in sublayers:
+            setattr(self, f"dropout{i}", Dropout(dropout))
+
+
+class EncoderLayer(_ResidualLayer):
     """Self-attention, then feed-forward, each wrapped in a residual connection and LayerNorm.
 
     ``norm_first=True`` normalises before each sub-layer (pre-norm) instead of after (post-norm).
@@ -85,21 +109,14 @@ class EncoderLayer(Module):
     Shape: x (B, S, hidden_size), mask broadcastable to (B, heads, S, S) -> (B, S, hidden_size).
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, ff_size: int, dropout: float = 0.0,
-                 norm_first: bool = False):
-        super().__init__()
-        self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(hidden_size, num_heads, dropout)
-        self.feed_forward = FeedForward(hidden_size, ff_size, dropout)
-        self.norm1, self.norm2 = LayerNorm(hidden_size), LayerNorm(hidden_size)
-        self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
+    attentions = ("self_attn",)
 
     def forward(self, x: Tensor, mask: Any = None) -> Tensor:
-        x = _sublayer(x, self.norm1, self.dropout1, lambda h: self.self_attn(h, h, h, mask), self.norm_first)
+        x = _sublayer(x, self.norm1, self.dropout1, lambda h: self.self_attn(h, mask=mask), self.norm_first)
         return _sublayer(x, self.norm2, self.dropout2, self.feed_forward, self.norm_first)
 
 
-class DecoderLayer(Module):
+class DecoderLayer(_ResidualLayer):
     """Masked self-attention, attention over the encoder output (``cross_attn``), then feed-forward.
 
     With a ``cache`` dict (one per layer, see ``Transformer.init_cache``) ``x`` holds only the
@@ -110,19 +127,11 @@ class DecoderLayer(Module):
     (B, heads, T, T), src_mask to (B, heads, T, S) -> (B, T, hidden_size).
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, ff_size: int, dropout: float = 0.0,
-                 norm_first: bool = False):
-        super().__init__()
-        self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(hidden_size, num_heads, dropout)
-        self.cross_attn = MultiHeadAttention(hidden_size, num_heads, dropout)
-        self.feed_forward = FeedForward(hidden_size, ff_size, dropout)
-        self.norm1, self.norm2, self.norm3 = LayerNorm(hidden_size), LayerNorm(hidden_size), LayerNorm(hidden_size)
-        self.dropout1, self.dropout2, self.dropout3 = Dropout(dropout), Dropout(dropout), Dropout(dropout)
+    attentions = ("self_attn", "cross_attn")
 
     def _self_attend(self, h: Tensor, mask: Any, cache: dict | None) -> Tensor:
-        if cache is None:  # the whole target at once: one fused node
-            return self.self_attn(h, h, h, mask)
+        if cache is None:  # the whole target at once
+            return self.self_attn(h, mask=mask)
         k, v = self.self_attn.project_kv(h, h)  # the newest positions only
         if "self_k" in cache:  # they join the keys and values of those before
             k, v = Tensor.cat([cache["self_k"], k], axis=2), Tensor.cat([cache["self_v"], v], axis=2)
@@ -131,7 +140,7 @@ class DecoderLayer(Module):
 
     def _cross_attend(self, h: Tensor, memory: Tensor, mask: Any, cache: dict | None) -> Tensor:
         if cache is None:
-            return self.cross_attn(h, memory, memory, mask)
+            return self.cross_attn(h, memory, mask=mask)
         if "memory_k" not in cache:  # the encoder output is fixed: project it once
             cache["memory_k"], cache["memory_v"] = self.cross_attn.project_kv(memory, memory)
         return self.cross_attn.attend(h, cache["memory_k"], cache["memory_v"], mask=mask)

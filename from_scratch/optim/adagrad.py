@@ -5,7 +5,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .optimizer import Optimizer, _check
+from .optimizer import Optimizer, check_hyperparameter
 
 __all__ = ["Adagrad"]
 
@@ -26,7 +26,7 @@ class Adagrad(Optimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
         for key in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
-            _check(group[key] >= 0, "Adagrad", key, group[key], ">= 0")
+            check_hyperparameter(group[key] >= 0, "Adagrad", key, group[key], ">= 0")
 
     def step(self) -> None:
         """Update every parameter that has a gradient."""

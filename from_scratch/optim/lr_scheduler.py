@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .. import backend
-from .optimizer import Optimizer, _check
+from .optimizer import Optimizer, check_hyperparameter
 
 __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "WarmupCosineLR", "NoamLR",
            "ReduceLROnPlateau"]
@@ -94,8 +94,8 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
-        _check(isinstance(step_size, int) and step_size > 0, "StepLR", "step_size", step_size, "an integer > 0")
-        _check(gamma >= 0, "StepLR", "gamma", gamma, ">= 0")
+        check_hyperparameter(isinstance(step_size, int) and step_size > 0, "StepLR", "step_size", step_size, "an integer > 0")
+        check_hyperparameter(gamma >= 0, "StepLR", "gamma", gamma, ">= 0")
         self.step_size, self.gamma = step_size, float(gamma)
         super().__init__(optimizer)
 
@@ -111,8 +111,8 @@ class MultiStepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1):
         for m in milestones:
-            _check(isinstance(m, int) and m >= 0, "MultiStepLR", "milestone", m, "an integer >= 0")
-        _check(gamma >= 0, "MultiStepLR", "gamma", gamma, ">= 0")
+            check_hyperparameter(isinstance(m, int) and m >= 0, "MultiStepLR", "milestone", m, "an integer >= 0")
+        check_hyperparameter(gamma >= 0, "MultiStepLR", "gamma", gamma, ">= 0")
         self.milestones, self.gamma = sorted(milestones), float(gamma)
         super().__init__(optimizer)
 
@@ -124,7 +124,7 @@ class ExponentialLR(LRScheduler):
     """Multiply the lr by ``gamma`` every update: lr = base_lr * gamma ** last_epoch, as PyTorch's ExponentialLR."""
 
     def __init__(self, optimizer: Optimizer, gamma: float):
-        _check(gamma >= 0, "ExponentialLR", "gamma", gamma, ">= 0")
+        check_hyperparameter(gamma >= 0, "ExponentialLR", "gamma", gamma, ">= 0")
         self.gamma = float(gamma)
         super().__init__(optimizer)
 
@@ -141,10 +141,10 @@ class WarmupCosineLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0):
-        _check(warmup_steps >= 0, "WarmupCosineLR", "warmup_steps", warmup_steps, ">= 0")
-        _check(total_steps > warmup_steps, "WarmupCosineLR", "total_steps", total_steps,
+        check_hyperparameter(warmup_steps >= 0, "WarmupCosineLR", "warmup_steps", warmup_steps, ">= 0")
+        check_hyperparameter(total_steps > warmup_steps, "WarmupCosineLR", "total_steps", total_steps,
                f"> warmup_steps ({warmup_steps})")
-        _check(min_lr >= 0, "WarmupCosineLR", "min_lr", min_lr, ">= 0")
+        check_hyperparameter(min_lr >= 0, "WarmupCosineLR", "min_lr", min_lr, ">= 0")
         self.warmup_steps, self.total_steps, self.min_lr = int(warmup_steps), int(total_steps), float(min_lr)
         super().__init__(optimizer)
 
@@ -166,9 +166,9 @@ class NoamLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, d_model: int, warmup_steps: int, factor: float = 1.0):
-        _check(d_model > 0, "NoamLR", "d_model", d_model, "> 0")
-        _check(warmup_steps > 0, "NoamLR", "warmup_steps", warmup_steps, "> 0")
-        _check(factor > 0, "NoamLR", "factor", factor, "> 0")
+        check_hyperparameter(d_model > 0, "NoamLR", "d_model", d_model, "> 0")
+        check_hyperparameter(warmup_steps > 0, "NoamLR", "warmup_steps", warmup_steps, "> 0")
+        check_hyperparameter(factor > 0, "NoamLR", "factor", factor, "> 0")
         self.d_model, self.warmup_steps, self.factor = int(d_model), int(warmup_steps), float(factor)
         super().__init__(optimizer)
 
@@ -195,13 +195,13 @@ class ReduceLROnPlateau(LRScheduler):
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
                  min_lr: float | Sequence[float] = 0.0, eps: float = 1e-8):
         name, n = "ReduceLROnPlateau", len(optimizer.param_groups)
-        _check(mode in ("min", "max"), name, "mode", mode, "'min' or 'max'")
-        _check(threshold_mode in ("rel", "abs"), name, "threshold_mode", threshold_mode, "'rel' or 'abs'")
-        _check(0 <= factor < 1, name, "factor", factor, "in [0, 1)")
+        check_hyperparameter(mode in ("min", "max"), name, "mode", mode, "'min' or 'max'")
+        check_hyperparameter(threshold_mode in ("rel", "abs"), name, "threshold_mode", threshold_mode, "'rel' or 'abs'")
+        check_hyperparameter(0 <= factor < 1, name, "factor", factor, "in [0, 1)")
         for key, value in (("patience", patience), ("cooldown", cooldown)):
-            _check(isinstance(value, int) and value >= 0, name, key, value, "an integer >= 0")
-        _check(threshold >= 0, name, "threshold", threshold, ">= 0")
-        _check(eps >= 0, name, "eps", eps, ">= 0")
+            check_hyperparameter(isinstance(value, int) and value >= 0, name, key, value, "an integer >= 0")
+        check_hyperparameter(threshold >= 0, name, "threshold", threshold, ">= 0")
+        check_hyperparameter(eps >= 0, name, "eps", eps, ">= 0")
         self.min_lrs = [float(v) for v in min_lr] if isinstance(min_lr, (list, tuple)) else [float(min_lr)] * n
         if len(self.min_lrs) != n:
             raise ValueError(f"{name}: got {len(self.min_lrs)} min_lrs for {n} parameter groups")

@@ -15,7 +15,7 @@ __all__ = ["Optimizer"]
 _DATA = operator.attrgetter("data")
 
 
-def _check(ok: bool, owner: str, what: str, value: Any, rule: str) -> None:
+def check_hyperparameter(ok: bool, owner: str, what: str, value: Any, rule: str) -> None:
     """Raise ValueError naming the hyperparameter and its value when ``ok`` is false."""
     if not ok:
         raise ValueError(f"{owner}: invalid {what} {value!r} (must be {rule})")
@@ -100,7 +100,7 @@ class Optimizer:
 
     def _check_group(self, group: dict[str, Any]) -> None:
         """Raise ValueError if a hyperparameter is out of range (learning rate here; subclasses add more)."""
-        _check(group["lr"] >= 0, type(self).__name__, "learning rate", group["lr"], ">= 0")
+        check_hyperparameter(group["lr"] >= 0, type(self).__name__, "learning rate", group["lr"], ">= 0")
 
     @property
     def lr(self) -> float:
@@ -110,7 +110,7 @@ class Optimizer:
     @lr.setter
     def lr(self, value: float) -> None:
         value = float(value)
-        _check(value >= 0, type(self).__name__, "learning rate", value, ">= 0")
+        check_hyperparameter(value >= 0, type(self).__name__, "learning rate", value, ">= 0")
         for group in self.param_groups:
             group["lr"] = value
 

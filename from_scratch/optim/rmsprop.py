@@ -5,7 +5,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .optimizer import Optimizer, _check
+from .optimizer import Optimizer, check_hyperparameter
 
 __all__ = ["RMSprop"]
 
@@ -28,7 +28,7 @@ class RMSprop(Optimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
         for key in ("alpha", "eps", "weight_decay", "momentum"):
-            _check(group[key] >= 0, "RMSprop", key, group[key], ">= 0")
+            check_hyperparameter(group[key] >= 0, "RMSprop", key, group[key], ">= 0")
 
     def step(self) -> None:
         """Update every parameter that has a gradient."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .optimizer import Optimizer, _check
+from .optimizer import Optimizer, check_hyperparameter
 
 __all__ = ["SGD"]
 
@@ -18,9 +18,9 @@ class SGD(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        _check(group["momentum"] >= 0, "SGD", "momentum", group["momentum"], ">= 0")
-        _check(group["weight_decay"] >= 0, "SGD", "weight_decay", group["weight_decay"], ">= 0")
-        _check(not group["nesterov"] or (group["momentum"] > 0 and group["dampening"] == 0), "SGD",
+        check_hyperparameter(group["momentum"] >= 0, "SGD", "momentum", group["momentum"], ">= 0")
+        check_hyperparameter(group["weight_decay"] >= 0, "SGD", "weight_decay", group["weight_decay"], ">= 0")
+        check_hyperparameter(not group["nesterov"] or (group["momentum"] > 0 and group["dampening"] == 0), "SGD",
                "nesterov", group["nesterov"], "False unless momentum > 0 and dampening == 0")
 
     def step(self) -> None:
