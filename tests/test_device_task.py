@@ -60,14 +60,12 @@ def test_training_on_a_device_is_the_cpu_run(device, dtype, rtol):
 def test_the_task_copies_nothing_back_in_a_training_step(host_copies):
     """Two runs that differ only in their number of steps: the extra steps (not logged, evaluated or
     checkpointed) make no device-to-host copy in the task's code; the loss waits on the device."""
-    copies = host_copies
-
     def task_copies(steps: int) -> int:
-        copies.clear()
+        host_copies.clear()
         config = ReverseConfig(steps=steps, **{**SMALL, "log_every": 100, "eval_every": 100, "eval_size": 1})
         train(config, device="strict", log=_quiet)
         # (the held-out evaluation at the end decodes as many steps as the model's outputs are long)
-        return sum(n for file, n in copies.items() if file.startswith("tasks") and not file.endswith("decode.py"))
+        return sum(n for file, n in host_copies.items() if file.startswith("tasks") and not file.endswith("decode.py"))
 
     assert task_copies(14) == task_copies(4) == 1  # the end of the run reads its losses, in one copy
 
@@ -76,13 +74,11 @@ def test_a_training_step_reads_back_only_the_input_checks(host_copies):
     """The library's reads in a training step (the README's "Devices (GPU)" list): one per call that checks
     its ids or targets are in range (CuPy would wrap a bad index silently), nothing else; the loss's mean,
     its gradient and clip_grad_norm_ stay on the device."""
-    copies = host_copies
-
     def run(steps: int) -> collections.Counter:
-        copies.clear()
+        host_copies.clear()
         config = ReverseConfig(steps=steps, **{**SMALL, "log_every": 100, "eval_every": 100, "eval_size": 1})
         train(config, device="strict", log=_quiet)
-        return collections.Counter({f: n for f, n in copies.items() if f.startswith(("autograd", "functional",
+        return collections.Counter({f: n for f, n in host_copies.items() if f.startswith(("autograd", "functional",
                                                                                      "nn", "optim"))})
 
     short = run(4)
