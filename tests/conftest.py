@@ -7,7 +7,10 @@ a test oracle; the library itself never imports it.
 """
 from __future__ import annotations
 
+import collections
 import os
+import pathlib
+import traceback
 
 # Small-matrix work is fastest on one BLAS thread (the library's default); set it before NumPy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -18,6 +21,7 @@ import numpy as np  # noqa: E402
 import pytest
 import torch
 
+import from_scratch
 from from_scratch import Tensor, backend, cat, get_default_dtype, set_default_dtype
 from from_scratch.testing import gradcheck
 from strict_device import StrictArray, strict, to_host
@@ -179,3 +183,27 @@ def assert_on_device(device: str, *objs: Any) -> None:
     assert arrays, "assert_on_device: found no arrays to check"
     wrong = sorted({str(backend.device_of(a)) for a in arrays} - {str(backend.device(device))})
     assert not wrong, f"arrays on {wrong}, expected all on {device}"
+
+
+@pytest.fixture
+def host_copies(monkeypatch) -> collections.Counter:
+    """Count the strict device's copies to the host (``.get()``, ``.item()``, ``float()``, ``bool()``, ...)
+    by the package file that asked for one: the innermost caller in from_scratch other than Tensor's own
+    methods (``.item()``, ``.numpy()``) and the backend; every copy made while decoding (the reversal task's
+    held-out evaluation) counts for ``tasks/reverse/decode.py``. Copies the tests make count for nothing."""
+    package = pathlib.Path(from_scratch.__file__).parent
+    passthrough = {"backend.py", "tensor.py", "tensor_api.py"}
+    decode = package / "tasks" / "reverse" / "decode.py"
+    counts: collections.Counter = collections.Counter()
+    for method in ("get", "item", "tolist", "__float__", "__int__", "__bool__", "__index__"):
+        original = getattr(StrictArray, method)
+
+        def counted(self, *args, _original=original, **kwargs):
+            stack = [pathlib.Path(frame.filename) for frame in traceback.extract_stack()[:-1]]
+            for path in [decode] if decode in stack else reversed(stack):
+                if package in path.parents and path.name not in passthrough:
+                    counts[str(path.relative_to(package))] += 1
+                    break
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(StrictArray, method, counted)
+    return counts

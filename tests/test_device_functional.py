@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import from_scratch.functional as F
 from from_scratch import Tensor, backend
@@ -240,3 +241,28 @@ def test_backend_on_device_of():
     assert backend.on_device_of(np.zeros(2), [1.0], "f", "x", np.float32).dtype == np.float32
     with pytest.raises(RuntimeError, match="f: x is on cpu but the input is on strict"):
         backend.on_device_of(like, np.zeros(2), "f", "x")
+
+
+CE_TARGETS = {"some ignored": [0, -100, 2, 4], "none ignored": [0, 1, 2, 4], "all ignored": [-100] * 4}
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("targets", CE_TARGETS)
+def test_cross_entropy_mean_is_counted_on_the_device(host_copies, targets, smoothing):
+    """The fused cross-entropy divides by its count of targets not ignored without reading it back (the one
+    read per call is the targets' range check); its value and gradient are the CPU's and PyTorch's in float64,
+    NaN with a zero gradient when nothing counts (README "Conventions")."""
+    logits, t = _randn(4, 5), np.array(CE_TARGETS[targets])
+    tx = torch.tensor(logits, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(tx, torch.tensor(t), label_smoothing=smoothing)
+    ref.backward()
+    for device in ("cpu", "strict"):
+        x = Tensor(logits, requires_grad=True, dtype=np.float64, device=device)
+        target = Tensor(t, device=device)
+        host_copies.clear()
+        loss = F.cross_entropy(x, target, label_smoothing=smoothing)
+        loss.backward()
+        assert host_copies == ({"functional/loss.py": 1} if device == "strict" else {})
+        assert loss.dtype == np.float64 and loss.shape == ()
+        np.testing.assert_allclose(loss.numpy(), ref.item(), rtol=1e-12, err_msg=device)
+        np.testing.assert_allclose(backend.as_numpy(x.grad), tx.grad.numpy(), rtol=1e-12, atol=1e-15, err_msg=device)

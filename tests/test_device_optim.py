@@ -6,6 +6,7 @@ onto the parameters' device.
 """
 import numpy as np
 import pytest
+import torch
 
 import from_scratch as fs
 from from_scratch import Tensor, backend, nn, optim
@@ -105,11 +106,65 @@ def test_clip_grad_norm_on_device_matches_the_cpu_and_stays_there(device):
         (m(Tensor(X, dtype=np.float64, device=dev)) ** 2).sum().backward()
     expected = optim.clip_grad_norm_(ref.parameters(), 0.5)
     total = optim.clip_grad_norm_(model.parameters(), 0.5)
-    assert type(total) is float and total == pytest.approx(expected, rel=1e-12)
-    assert_on_device(device, model)
+    assert isinstance(total, Tensor) and total.shape == () and total.dtype == np.float64
+    assert total.item() == pytest.approx(expected.item(), rel=1e-12) and expected.item() > 0.5
+    assert_on_device(device, model, total)
     for p, q in zip(model.parameters(), ref.parameters()):
         if q.grad is not None:
             np.testing.assert_allclose(backend.as_numpy(p.grad), q.grad, **TOL)
+
+
+
+GRADS = [np.random.default_rng(3).standard_normal(shape) for shape in ((3, 4), (5,), (2, 2))]
+
+
+def _clip_on(device: str, grads: list, max_norm: float, dtype=np.float64) -> tuple[Tensor, list]:
+    params = [Tensor(np.zeros(g.shape), requires_grad=True, dtype=dtype, device=device) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = backend.to_device(g.astype(dtype), device)
+    return optim.clip_grad_norm_(params, max_norm), params
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-6)])
+@pytest.mark.parametrize("max_norm", [0.5, 100.0])  # clipping, and not
+def test_clip_grad_norm_reads_nothing_back_and_scales_as_torch(host_copies, max_norm, dtype, rtol):
+    """No host read on a device: the norm and the coefficient min(max_norm / (norm + 1e-6), 1) stay there; the
+    gradients are scaled as torch.nn.utils.clip_grad_norm_ scales them, whose norm (a 0-d tensor) it returns."""
+    tparams = [torch.zeros(g.shape, dtype=getattr(torch, np.dtype(dtype).name)) for g in GRADS]
+    for tp, g in zip(tparams, GRADS):
+        tp.grad = torch.tensor(g.astype(dtype))
+    ref = torch.nn.utils.clip_grad_norm_(tparams, max_norm)
+    for device in ("cpu", "strict"):
+        host_copies.clear()
+        total, params = _clip_on(device, GRADS, max_norm, dtype)
+        assert not host_copies
+        assert isinstance(total, Tensor) and total.shape == () and total.dtype == dtype
+        assert_on_device(device, total, *params)
+        assert total.item() == pytest.approx(ref.item(), rel=rtol)
+        for p, tp in zip(params, tparams):
+            assert p.grad.dtype == dtype
+            np.testing.assert_allclose(backend.as_numpy(p.grad), tp.grad.numpy(), rtol=rtol, atol=0, err_msg=device)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_clip_grad_norm_skips_a_non_finite_norm_on_the_device(host_copies, bad):
+    """Our convention (README "Conventions"): a NaN/inf norm is returned and every gradient is left exactly as
+    it is (PyTorch multiplies them by NaN), decided on the device without a read."""
+    grads = [g.copy() for g in GRADS]
+    grads[1][2] = bad
+    for device in ("cpu", "strict"):
+        host_copies.clear()
+        total, params = _clip_on(device, grads, 0.5)
+        assert not host_copies
+        np.testing.assert_array_equal(total.item(), bad)
+        for p, g in zip(params, grads):
+            np.testing.assert_array_equal(backend.as_numpy(p.grad), g, err_msg=device)
+
+
+def test_clip_grad_norm_without_gradients_is_a_zero_tensor():
+    p = Tensor(np.zeros(2), requires_grad=True)
+    total = optim.clip_grad_norm_([p], 1.0)
+    assert isinstance(total, Tensor) and total.shape == () and total.item() == 0.0 and p.grad is None
 
 
 def test_default_collate_keeps_device_samples_on_their_device(device):

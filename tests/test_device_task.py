@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import collections
 import pathlib
-import traceback
 
 import numpy as np
 import pytest
 
 from conftest import assert_on_device
-import from_scratch
 from from_scratch import Tensor, backend, set_default_dtype
 from from_scratch import nn
 from from_scratch.cli import main
 from from_scratch.tasks.reverse import ReverseConfig, evaluate, heldout_sequences, load_model, predict, train
-from strict_device import StrictArray
 
 GPU = pytest.mark.skipif(not backend.is_available(), reason="needs CuPy and an NVIDIA GPU")
 DEVICES = ["strict", pytest.param("cuda", marks=[pytest.mark.gpu, GPU])]
@@ -60,39 +57,35 @@ def test_training_on_a_device_is_the_cpu_run(device, dtype, rtol):
         np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=rtol * 1e-2, err_msg=name)
 
 
-def _copies_by_file(monkeypatch) -> collections.Counter:
-    """Count the strict device's copies to the host by the package file that asked for one: the innermost
-    caller in from_scratch other than Tensor's own methods (``.item()``, ``.numpy()``) and the backend."""
-    package = pathlib.Path(from_scratch.__file__).parent
-    passthrough = {"backend.py", "tensor.py", "tensor_api.py"}
-    counts: collections.Counter = collections.Counter()
-    for method in ("get", "item", "tolist", "__float__", "__int__", "__bool__", "__index__"):
-        original = getattr(StrictArray, method)
-
-        def counted(self, *args, _original=original, **kwargs):
-            for frame in reversed(traceback.extract_stack()[:-1]):
-                path = pathlib.Path(frame.filename)
-                if package in path.parents and path.name not in passthrough:
-                    counts[str(path.relative_to(package))] += 1
-                    break
-            return _original(self, *args, **kwargs)
-        monkeypatch.setattr(StrictArray, method, counted)
-    return counts
-
-
-def test_the_task_copies_nothing_back_in_a_training_step(monkeypatch):
+def test_the_task_copies_nothing_back_in_a_training_step(host_copies):
     """Two runs that differ only in their number of steps: the extra steps (not logged, evaluated or
     checkpointed) make no device-to-host copy in the task's code; the loss waits on the device."""
-    copies = _copies_by_file(monkeypatch)
-
     def task_copies(steps: int) -> int:
-        copies.clear()
+        host_copies.clear()
         config = ReverseConfig(steps=steps, **{**SMALL, "log_every": 100, "eval_every": 100, "eval_size": 1})
         train(config, device="strict", log=_quiet)
         # (the held-out evaluation at the end decodes as many steps as the model's outputs are long)
-        return sum(n for file, n in copies.items() if file.startswith("tasks") and not file.endswith("decode.py"))
+        return sum(n for file, n in host_copies.items() if file.startswith("tasks") and not file.endswith("decode.py"))
 
     assert task_copies(14) == task_copies(4) == 1  # the end of the run reads its losses, in one copy
+
+
+def test_a_training_step_reads_back_only_the_input_checks(host_copies):
+    """The library's reads in a training step (the README's "Devices (GPU)" list): one per call that checks
+    its ids or targets are in range (CuPy would wrap a bad index silently), nothing else; the loss's mean,
+    its gradient and clip_grad_norm_ stay on the device."""
+    def run(steps: int) -> collections.Counter:
+        host_copies.clear()
+        config = ReverseConfig(steps=steps, **{**SMALL, "log_every": 100, "eval_every": 100, "eval_size": 1})
+        train(config, device="strict", log=_quiet)
+        return collections.Counter({f: n for f, n in host_copies.items() if f.startswith(("autograd", "functional",
+                                                                                     "nn", "optim"))})
+
+    short = run(4)
+    per_step = {f: n / 10 for f, n in (run(14) - short).items()}
+    # the source and the target embeddings, one read each; cross_entropy's targets, one read
+    assert per_step == {"functional/linear.py": 2, "functional/loss.py": 1}
+    assert set(short) <= set(per_step)
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,7 @@ def fs_train(opt, params, steps, clip=None, sched=None):
     for _ in range(steps):
         opt.zero_grad()
         fs_loss(params).backward()
-        norm = optim.clip_grad_norm_(params, clip) if clip else None
+        norm = optim.clip_grad_norm_(params, clip).item() if clip else None
         opt.step()
         if sched is not None:
             sched.step()
@@ -160,7 +160,7 @@ def test_clip_property(values, max_norm):
     tp = [torch.zeros(len(values), dtype=torch.float64) for _ in range(2)]
     tp[0].grad = torch.tensor(values, dtype=torch.float64)
     tp[1].grad = torch.tensor(values[::-1], dtype=torch.float64) * 0.5
-    total = optim.clip_grad_norm_(ps, max_norm)
+    total = optim.clip_grad_norm_(ps, max_norm).item()
     assert total == pytest.approx(torch.nn.utils.clip_grad_norm_(tp, max_norm).item(), rel=1e-12, abs=1e-12)
     after = math.sqrt(sum(float(np.sum(p.grad ** 2)) for p in ps))
     assert after <= max_norm * (1 + 1e-12)

@@ -88,18 +88,24 @@ class CrossEntropy(Function):
             loss -= (label_smoothing / c) * (shifted @ ones)
         if self.valid is not None:
             loss *= self.valid
-        self.count = len(t) if self.valid is None else int(self.valid.sum())
         if reduction == "none":
             return loss.reshape(target.shape)
         total = loss.sum()
         if reduction == "sum":
             return total
-        return total / logits.dtype.type(self.count) if self.count else np.full_like(total, np.nan, shape=())
+        if self.valid is None:
+            self.denominator = max(len(t), 1)
+            return total / logits.dtype.type(len(t)) if len(t) else np.full_like(total, np.nan, shape=())
+        # The targets not ignored are counted where they are, in a 0-d array: int() would wait on a device
+        # every step. Dividing by max(count, 1) avoids 0/0; the mean of no targets is then made NaN.
+        count = self.valid.sum()
+        self.denominator = np.maximum(count, 1).astype(logits.dtype)
+        return np.where(count > 0, total / self.denominator, logits.dtype.type(np.nan))
 
     def backward(self, g):
         # d loss_i / d logits_i = softmax_i - (1 - eps) * onehot(t_i) - eps / C, times each row's weight w_i
         # (the incoming gradient, over the count for "mean", zero for ignored targets)
-        w = g.reshape(-1) if self.reduction == "none" else (g / max(self.count, 1) if self.reduction == "mean" else g)
+        w = g.reshape(-1) if self.reduction == "none" else (g / self.denominator if self.reduction == "mean" else g)
         if self.valid is not None:
             w = w * self.valid
         grad = self.e * (w / self.sums)[:, None]  # softmax * w, with one division per row

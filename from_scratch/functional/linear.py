@@ -83,7 +83,7 @@ def embedding(ids: Any, weight: Tensor, padding_idx: int | None = None) -> Tenso
     if ids.dtype.kind not in "iu":
         raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
     n = weight.shape[0]
-    if ids.size and (ids.min() < 0 or ids.max() >= n):
+    if ids.size and ((ids < 0) | (ids >= n)).any():  # one read on a device (CuPy wraps bad ids silently)
         bad = (ids.min() if ids.min() < 0 else ids.max()).item()
         raise IndexError(f"embedding: id {bad} is outside the table of {n} rows [0, {n})")
     return fused.Embedding.apply(weight, ids=ids, padding_idx=padding_idx)

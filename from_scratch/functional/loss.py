@@ -120,9 +120,9 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     w = _class_weight("cross_entropy", weight, c, x)
-    if ignore_index is not None and not (t == ignore_index).any():
-        ignore_index = None  # nothing to ignore: the same loss, without masking
-    if w is None and fused_enabled():
+    if ignore_index is not None and type(t) is np.ndarray and not (t == ignore_index).any():
+        ignore_index = None  # nothing to ignore: the same loss, without masking (on a device: masked, no wait)
+    if w is None and fused_enabled():  # the fast path: one fused node (fused.CrossEntropy)
         return fused.CrossEntropy.apply(x, target=t, ignore_index=ignore_index, label_smoothing=label_smoothing,
                                         reduction=reduction)
     return _smoothed_nll(log_softmax(x, -1), t, w, ignore_index, reduction, label_smoothing)

@@ -82,7 +82,7 @@ def train_pair(name, make_model, make_opt, make_batch, loss_fn, steps=5, clip=No
         ref_opt.zero_grad()
         for inputs, target in batches:  # the reference: micro-batches of the global batch, summed
             (loss_fn(ref(*map(fs.Tensor, inputs)), target) / micro).backward()
-        ref_norm = clip_grad_norm_(ref.parameters(), clip) if clip else None
+        ref_norm = clip_grad_norm_(ref.parameters(), clip).item() if clip else None
         ref_opt.step()
         opt.zero_grad()
         half = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
@@ -94,7 +94,7 @@ def train_pair(name, make_model, make_opt, make_batch, loss_fn, steps=5, clip=No
             else:
                 (loss_fn(ddp(*shard[0]), shard[1]) / micro).backward()
         if clip:
-            norm = clip_grad_norm_(ddp.parameters(), clip)
+            norm = clip_grad_norm_(ddp.parameters(), clip).item()
             assert abs(norm - ref_norm) <= 1e-10 * ref_norm, f"{name}: clip norm {norm} vs global {ref_norm}"
             assert norm > clip, f"{name}: clipping must be active for the check to mean something"
         opt.step()
