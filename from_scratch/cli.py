@@ -43,7 +43,17 @@ _STREAM_EVAL_CLI = 2  # held-out stream for `bbml reverse eval` (training uses 0
 
 
 class CLIError(Exception):
-    """A user mistake, reported as one line on stderr."""
+    """A user mistake, reported as one line on stderr.
+
+    ``everywhere``: under ``mpiexec``, every process meets the same mistake at the same point (a flag,
+    the run folder's settings), so rank 0 alone reports it and all exit together, nothing aborted."""
+
+    everywhere = False
+
+
+def _everywhere(error: CLIError) -> CLIError:
+    error.everywhere = True
+    return error
 
 
 def _add_ckpt(p: argparse.ArgumentParser) -> None:
@@ -154,23 +164,9 @@ def _train(args: argparse.Namespace) -> int:
     main_process = not dist.is_initialized() or dist.get_rank() == 0
     given = {name: getattr(args, flag) for flag, name in _TRAIN_FLAGS.items() if hasattr(args, flag)}
     try:
-        if args.resume:
-            if not has_train_state(out):
-                read_config(out)  # a clear error for a missing or foreign folder
-                raise CLIError(f"cannot resume: {out!r} holds no train_state.safetensors")
-            saved = read_config(out)
-            for name, value in given.items():  # a flag given is compared, even when it equals the default
-                if name != "steps" and value != getattr(saved, name):
-                    raise CLIError(f"{_FLAG_OF[name]} {value} differs from the run in {out!r} "
-                                   f"({getattr(saved, name)}): a resumed run keeps its settings, only --steps "
-                                   f"may change")
-            config = replace(saved, steps=given.get("steps", saved.steps))
-        else:
-            if holds_run(out) and not args.force and not dist.is_initialized():  # say so before training starts
-                raise _holds_a_run(out)
-            config = ReverseConfig(**given)
-    except ConfigError as e:
-        raise CLIError(e.explain(lambda field: _FLAG_OF.get(field, field))) from None
+        config = _train_config(args, out, given)
+    except CLIError as e:  # every process reads the same flags and folder: the same error everywhere
+        raise _everywhere(e) from None
     if main_process:
         processes = f" over {dist.get_world_size()} processes" if dist.is_initialized() else ""
         on = "" if device.type == "cpu" else f" on {device}"
@@ -179,8 +175,8 @@ def _train(args: argparse.Namespace) -> int:
     try:  # train() applies the one overwrite rule (and, over MPI, decides it once for every process)
         result = train(config, out=out, resume=args.resume, force=args.force, progress=True,
                        log=lambda m: print(m, flush=True), device=device)
-    except FileExistsError:
-        raise _holds_a_run(out) from None
+    except FileExistsError:  # decided by rank 0 for every process
+        raise _everywhere(_holds_a_run(out)) from None
     if result.interrupted:
         return 128 + (result.signal or 2)
     if not main_process:
@@ -197,6 +193,27 @@ def _train(args: argparse.Namespace) -> int:
         print(f"  {' '.join(map(str, s))}  ->  {_content(o, config.layout.eos)}   {ok}")
     print(f"wrote {out}/: model.safetensors config.json train_state.safetensors metrics.csv loss.png")
     return 0
+
+
+def _train_config(args: argparse.Namespace, out: str, given: dict) -> ReverseConfig:
+    """The run's settings: the flags given, or on ``--resume`` the saved run's (a flag given must agree)."""
+    try:
+        if args.resume:
+            if not has_train_state(out):
+                read_config(out)  # a clear error for a missing or foreign folder
+                raise CLIError(f"cannot resume: {out!r} holds no train_state.safetensors")
+            saved = read_config(out)
+            for name, value in given.items():  # a flag given is compared, even when it equals the default
+                if name != "steps" and value != getattr(saved, name):
+                    raise CLIError(f"{_FLAG_OF[name]} {value} differs from the run in {out!r} "
+                                   f"({getattr(saved, name)}): a resumed run keeps its settings, only --steps "
+                                   f"may change")
+            return replace(saved, steps=given.get("steps", saved.steps))
+        if holds_run(out) and not args.force and not dist.is_initialized():  # say so before training starts
+            raise _holds_a_run(out)
+        return ReverseConfig(**given)
+    except ConfigError as e:
+        raise CLIError(e.explain(lambda field: _FLAG_OF.get(field, field))) from None
 
 
 def _holds_a_run(out: str) -> CLIError:
@@ -301,8 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
             return 0
         message = " ".join(str(e).split()) or type(e).__name__
-        print(f"bbml: error: {message}", file=sys.stderr, flush=True)
-        return _exit_status(1)
+        everywhere = getattr(e, "everywhere", False)
+        if not (everywhere and dist.is_initialized() and dist.get_rank() != 0):
+            print(f"bbml: error: {message}", file=sys.stderr, flush=True)
+        return 1 if everywhere else _exit_status(1)
     except KeyboardInterrupt:
         print("bbml: interrupted", file=sys.stderr, flush=True)
         return _exit_status(130)
