@@ -5,6 +5,7 @@
     python benchmarks/speed.py --threads 2          # set_num_threads(2) in both libraries
     python benchmarks/speed.py --only train         # or: decode, memory
     python benchmarks/speed.py --ckpt runs/reverse  # decode with a trained run instead of training one
+    python benchmarks/speed.py --device cuda        # on a GPU: ours (CuPy) against PyTorch CUDA eager
 
 Both libraries get the identical model (our weights copied into ``torch.nn.Transformer``), the same
 batches and the same thread setting: a count N is ``set_num_threads(N)`` in each (ours still runs
@@ -13,7 +14,8 @@ each library as it comes (NumPy is imported before the library here, as in the t
 script checks that the losses agree for the first steps, then times steady-state steps in rounds
 that alternate ours and theirs (and the thread settings), and reports medians: on a shared machine
 the absolute numbers drift, the ratio much less. A script, not a test: nothing here asserts a
-timing. PyTorch is the test extra's (``pip install -e '.[test]'``).
+timing. PyTorch is the test extra's (``pip install -e '.[test]'``). ``--device cuda`` runs the GPU
+table instead (benchmarks/speed_cuda.py: the issue's four sizes, time and peak GPU memory).
 """
 from __future__ import annotations
 
@@ -43,6 +45,8 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=7, help="alternating timing rounds per size")
     parser.add_argument("--ckpt", help="a `bbml reverse train` run folder to decode with (default: train one)")
     parser.add_argument("--sequences", type=int, default=10_000, help="sequences to decode")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N for the GPU table (needs CuPy and "
+                                                        "a CUDA build of PyTorch); default cpu")
     parser.add_argument("--memory-probe", nargs=2, metavar=("LIBRARY", "SIZE"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -366,6 +370,10 @@ def machine() -> str:
 def main() -> None:
     if ARGS.memory_probe:
         memory_probe(*ARGS.memory_probe)
+        return
+    if ARGS.device != "cpu":
+        import speed_cuda
+        speed_cuda.main(ARGS.device, ARGS.sizes, ARGS.rounds, build_pair, make_batches, VOCAB)
         return
     parts = ARGS.only or ["train", "decode", "memory"]
     sizes = ARGS.sizes or list(SIZES)

@@ -18,20 +18,22 @@ from tqdm import tqdm
 
 import from_scratch as fs
 import from_scratch.functional as F
-from from_scratch import nn
+from from_scratch import backend, nn
 from from_scratch.optim import Adam
 from from_scratch.random import get_rng
 
 
-def toy_lookup() -> np.ndarray:
-    """Part 1: one query against four keys; return the attention weights of three queries."""
+def toy_lookup(device: fs.Device) -> np.ndarray:
+    """Part 1: one query against four keys; return the attention weights of three queries (on the host)."""
     words = ["cat", "dog", "car", "bus"]
     # Keys: animals point one way, vehicles another; the values are just the words' numbers 0..3.
-    keys = fs.Tensor([[2.0, 0.4, 0.0, 0.0], [1.6, 0.0, 1.2, 0.0], [0.0, 2.0, 0.0, 0.4], [0.2, 1.8, 0.0, 0.0]])
-    values = fs.Tensor(np.eye(4))
+    keys = fs.Tensor([[2.0, 0.4, 0.0, 0.0], [1.6, 0.0, 1.2, 0.0], [0.0, 2.0, 0.0, 0.4], [0.2, 1.8, 0.0, 0.0]],
+                     device=device)
+    values = fs.Tensor(np.eye(4), device=device)
     queries = fs.Tensor([[1.6, 0.2, 0.0, 0.0],   # something like "cat"
                          [0.0, 1.6, 0.0, 0.0],   # something like a vehicle
-                         [4.8, 0.6, 0.0, 0.0]])  # "cat" again, three times louder: sharper weights
+                         [4.8, 0.6, 0.0, 0.0]],  # "cat" again, three times louder: sharper weights
+                        device=device)
     out, weights = F.scaled_dot_product_attention(queries, keys, values, return_weights=True)
     print("Part 1: softmax(q k^T / sqrt(4)) v with one-hot values, so the output is the weights")
     print("  query            " + "".join(f"{w:>7}" for w in words))
@@ -41,12 +43,13 @@ def toy_lookup() -> np.ndarray:
     return weights.numpy()
 
 
-def shape_walkthrough(batch: int = 2, seq: int = 5, hidden: int = 16, heads: int = 4) -> float:
+def shape_walkthrough(device: fs.Device, batch: int = 2, seq: int = 5, hidden: int = 16, heads: int = 4) -> float:
     """Part 2: run MultiHeadAttention's steps by hand, print each shape, and compare with the layer."""
     print(f"\nPart 2: MultiHeadAttention(hidden_size={hidden}, num_heads={heads}) on x of shape "
           f"(B={batch}, T={seq}, H={hidden})")
-    mha = nn.MultiHeadAttention(hidden, heads)
-    x = fs.randn(batch, seq, hidden)
+    mha = nn.MultiHeadAttention(hidden, heads).to(device)
+    x = fs.randn(batch, seq, hidden).to(device)  # drawn on the CPU: the same numbers on every device
+    causal = F.create_causal_mask(seq).to(device)
     d = hidden // heads
 
     def split(t: fs.Tensor) -> fs.Tensor:  # (B, T, H) -> (B, heads, T, H / heads)
@@ -58,7 +61,7 @@ def shape_walkthrough(batch: int = 2, seq: int = 5, hidden: int = 16, heads: int
     print(f"  split into heads                {q.shape}   (B, heads, T, H / heads)")
     scores = q @ k.swapaxes(-2, -1) * (1 / np.sqrt(d))
     print(f"  scores = q k^T / sqrt({d})        {scores.shape}   (B, heads, T_q, T_k)")
-    weights = F.softmax(scores + F.create_causal_mask(seq))
+    weights = F.softmax(scores + causal)
     print(f"  weights = softmax(scores + causal mask), each row sums to 1: "
           f"{np.allclose(weights.numpy().sum(-1), 1)}")
     heads_out = weights @ v
@@ -67,7 +70,7 @@ def shape_walkthrough(batch: int = 2, seq: int = 5, hidden: int = 16, heads: int
     print(f"  heads side by side again        {merged.shape}")
     out = mha.fc(merged)
     print(f"  out = fc(...)                   {out.shape}")
-    gap = float(np.abs(out.numpy() - mha(x, x, x, mask=F.create_causal_mask(seq)).numpy()).max())
+    gap = float(np.abs(out.numpy() - mha(x, x, x, mask=causal).numpy()).max())
     print(f"  max |by hand - mha(x, x, x, mask)| = {gap:.1e}")
     return gap
 
@@ -88,7 +91,7 @@ class Recall(nn.Module):
         self.attention = nn.MultiHeadAttention(hidden, heads)
         self.head = nn.Linear(hidden, num_values)
 
-    def forward(self, pairs: np.ndarray, query: np.ndarray) -> fs.Tensor:
+    def forward(self, pairs: fs.Tensor, query: fs.Tensor) -> fs.Tensor:
         q = self.key_embedding(query[:, None])                       # (B, 1, H)
         k, v = self.key_embedding(pairs[..., 0]), self.value_embedding(pairs[..., 1])  # (B, N, H)
         return self.head(self.attention(q, k, v)[:, 0])
@@ -109,17 +112,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=600, help="training steps for the learned lookup")
     args = parser.parse_args(argv)
     out_dir = setup(args)
-    toy_weights = toy_lookup()
-    gap = shape_walkthrough()
+    device = args.device
+    toy_weights = toy_lookup(device)
+    gap = shape_walkthrough(device)
 
     num_keys, num_values, n_pairs = 16, 16, 8
     steps = 150 if args.quick else args.steps
-    model = Recall(num_keys, num_values, hidden=32, heads=2)
+    model = Recall(num_keys, num_values, hidden=32, heads=2).to(device)
     optimizer = Adam(model.parameters(), lr=3e-3)
     print(f"\nPart 3: learn to look up the value of a query key among {n_pairs} (key, value) pairs")
     bar = tqdm(range(steps), desc="recall")
     for _ in bar:
-        pairs, query, answer, _ = recall_batch(64, n_pairs, num_keys, num_values)
+        batch = recall_batch(64, n_pairs, num_keys, num_values)[:3]  # made on the host, copied to the device
+        pairs, query, answer = (fs.Tensor(a, device=device) for a in batch)
         loss = F.cross_entropy(model(pairs, query), answer)
         optimizer.zero_grad()
         loss.backward()
@@ -128,8 +133,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     with fs.no_grad():
         pairs, query, answer, slot = recall_batch(2000, n_pairs, num_keys, num_values)
-        accuracy = float((model(pairs, query).numpy().argmax(-1) == answer).mean())
-        attn = model.attention.attn_weights.mean(axis=1)[:, 0]  # (B, N): averaged over heads
+        logits = model(fs.Tensor(pairs, device=device), fs.Tensor(query, device=device))
+        accuracy = float((logits.numpy().argmax(-1) == answer).mean())
+        attn = backend.as_numpy(model.attention.attn_weights.mean(axis=1)[:, 0])  # (B, N): averaged over heads
     on_target = float(attn[np.arange(len(slot)), slot].mean())
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))

@@ -21,7 +21,7 @@ from from_scratch.viz import to_dot
 
 def finite_difference(f: Callable[[], fs.Tensor], x: fs.Tensor, eps: float = 1e-6) -> np.ndarray:
     """Estimate d f / d x one element at a time: (f(x + eps) - f(x - eps)) / (2 eps)."""
-    grad = np.zeros_like(x.data)
+    grad = np.zeros_like(x.data)  # on x's device
     for i in np.ndindex(x.shape):
         orig = x.data[i]
         x.data[i] = orig + eps
@@ -53,19 +53,21 @@ def check(title: str, f: Callable[[], fs.Tensor], inputs: Sequence[tuple[str, fs
 def main(argv: Sequence[str] | None = None) -> dict:
     args = make_parser("autograd_basics", __doc__.splitlines()[0]).parse_args(argv)
     out_dir = setup(args)
+    dev = args.device
     f64 = np.float64  # finite differences need float64: in float32 the rounding error swamps eps
 
     # 1. Scalars, micrograd style: L = tanh(a * b + c) * f
-    a, b, c, f = (fs.Tensor(v, requires_grad=True, dtype=f64) for v in (2.0, -3.0, 10.0, -2.0))
+    a, b, c, f = (fs.Tensor(v, requires_grad=True, dtype=f64, device=dev) for v in (2.0, -3.0, 10.0, -2.0))
     worst = check("scalars: L = tanh((a * b + c) / 4) * f",
                   lambda: ((a * b + c) / 4).tanh() * f, [("a", a), ("b", b), ("c", c), ("f", f)])
 
     # 2. Tensors: one layer and a loss. Broadcasting (the bias) and matmul have their own backward rules:
     #    d(x W)/dW = x^T g, and the bias gradient sums g over the batch axis that broadcasting added.
-    x = fs.randn(4, 3, dtype=f64)
-    W = fs.randn(3, 2, requires_grad=True, dtype=f64)
-    bias = fs.zeros(2, requires_grad=True, dtype=f64)
-    target = fs.randn(4, 2, dtype=f64)
+    # Drawn on the CPU and moved, so every device starts from the same numbers.
+    x = fs.randn(4, 3, dtype=f64).to(dev)
+    W = fs.randn(3, 2, dtype=f64).to(dev).requires_grad_()
+    bias = fs.zeros(2, requires_grad=True, dtype=f64, device=dev)
+    target = fs.randn(4, 2, dtype=f64).to(dev)
 
     def loss_fn() -> fs.Tensor:
         y = (x @ W + bias).tanh()

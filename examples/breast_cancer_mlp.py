@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     x_train, x_test, y_train, y_test, classes = load_data()
 
     model = nn.Sequential(nn.Linear(30, args.hidden), nn.ReLU(), nn.Dropout(args.dropout), nn.Linear(args.hidden, 1),
-                          nn.Sigmoid())
+                          nn.Sigmoid()).to(args.device)
+    x_dev, y_dev = fs.Tensor(x_train, device=args.device), fs.Tensor(y_train, device=args.device)  # copied once
     optimizer = Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     batch_size, losses = 32, []
     for _ in tqdm(range(epochs), desc="epochs"):
@@ -58,8 +59,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         order, total = get_rng().permutation(len(x_train)), 0.0
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            prob = model(fs.Tensor(x_train[idx])).reshape(-1)
-            loss = F.binary_cross_entropy(prob, y_train[idx])
+            prob = model(x_dev[idx]).reshape(-1)
+            loss = F.binary_cross_entropy(prob, y_dev[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     model.eval()
     with fs.no_grad():
-        pred = (model(fs.Tensor(x_test)).numpy().reshape(-1) > 0.5).astype(int)
+        pred = (model(fs.Tensor(x_test, device=args.device)).numpy().reshape(-1) > 0.5).astype(int)
     accuracy = float((pred == y_test).mean())
     majority = float(max(y_test.mean(), 1 - y_test.mean()))  # always answering the commoner class
     cm = confusion_matrix(y_test.astype(int), pred)

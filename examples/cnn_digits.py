@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     epochs = 4 if args.quick else args.epochs
     x_train, x_test, y_train, y_test = load_data()
 
-    model = CNN(tuple(args.channels))
+    model = CNN(tuple(args.channels)).to(args.device)
     optimizer = AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     loader = DataLoader(TensorDataset(x_train, y_train), batch_size=args.batch_size, shuffle=True)
     total = epochs * len(loader)
@@ -71,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for _ in bar:
         running = 0.0
         for images, labels in loader:
-            loss = F.cross_entropy(model(fs.Tensor(shift(images.numpy(), get_rng()))), labels.numpy())
+            images = fs.Tensor(shift(images.numpy(), get_rng()), device=args.device)  # augmented on the host
+            loss = F.cross_entropy(model(images), labels.to(args.device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

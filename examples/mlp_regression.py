@@ -40,22 +40,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
     y_test = target_fn(x_test).astype(np.float32)
 
     model = nn.Sequential(nn.Linear(1, args.hidden), nn.ReLU(), nn.Linear(args.hidden, args.hidden), nn.ReLU(),
-                          nn.Linear(args.hidden, 1))
+                          nn.Linear(args.hidden, 1)).to(args.device)
+    # The training set is small: copy it to the device once; each batch is then picked there.
+    x_dev, y_dev = fs.Tensor(x_train, device=args.device), fs.Tensor(y_train, device=args.device)
     optimizer = SGD(model.parameters(), lr=args.lr, momentum=0.9)
     batch_size = 32
     for _ in tqdm(range(epochs), desc="epochs"):
         order = rng.permutation(len(x_train))
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            loss = F.mse_loss(model(fs.Tensor(x_train[idx])), y_train[idx])
+            loss = F.mse_loss(model(x_dev[idx]), y_dev[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
 
     with fs.no_grad():
-        test_mse = F.mse_loss(model(fs.Tensor(x_test)), y_test).item()
+        test_mse = F.mse_loss(model(fs.Tensor(x_test, device=args.device)),
+                              fs.Tensor(y_test, device=args.device)).item()
         grid = np.linspace(-3, 3, 200, dtype=np.float32)[:, None]
-        fit = model(fs.Tensor(grid)).numpy()
+        fit = model(fs.Tensor(grid, device=args.device)).numpy()
     baseline = float(((y_test - y_train.mean()) ** 2).mean())  # always predicting the training mean
 
     fig, ax = plt.subplots(figsize=(6, 4))

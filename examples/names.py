@@ -70,7 +70,7 @@ class RecurrentLM(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, VOCAB)
 
-    def forward(self, ids: np.ndarray) -> fs.Tensor:
+    def forward(self, ids: fs.Tensor) -> fs.Tensor:
         # Padding sits at the end of each row, so it never feeds into a real position's state.
         output, _ = self.rnn(self.dropout(self.embedding(ids)))
         return self.head(self.dropout(output))
@@ -95,10 +95,11 @@ class TransformerLM(nn.Module):
         self.blocks = nn.Encoder(num_layers, hidden_size, num_heads, 4 * hidden_size, dropout, norm_first=True)
         self.head = nn.Linear(hidden_size, VOCAB)
 
-    def forward(self, ids: np.ndarray) -> fs.Tensor:
+    def forward(self, ids: fs.Tensor) -> fs.Tensor:
         t = ids.shape[1]
-        x = self.dropout(self.token_embedding(ids) + self.position_embedding(np.arange(t)))
-        return self.head(self.blocks(x, mask=F.create_causal_mask(t)))
+        positions = fs.arange(t, device=ids.device)
+        x = self.dropout(self.token_embedding(ids) + self.position_embedding(positions))
+        return self.head(self.blocks(x, mask=F.create_causal_mask(t).to(ids.device)))
 
 
 def build_model(kind: str, quick: bool) -> nn.Module:
@@ -107,14 +108,21 @@ def build_model(kind: str, quick: bool) -> nn.Module:
     return RecurrentLM(kind, embed_size=32, hidden_size=64 if quick else 128, dropout=0.1)
 
 
+def on_device(device: fs.Device, *arrays: np.ndarray) -> list[fs.Tensor]:
+    """Host arrays (a batch made by ``encode``) as Tensors on ``device``: one copy each."""
+    return [fs.Tensor(a, device=device) for a in arrays]
+
+
 @fs.no_grad()
 def evaluate(model: nn.Module, names: list[str], batch_size: int = 256) -> float:
     """Return the mean loss per predicted character (nats), the end dot included."""
     model.eval()
+    device = model.parameters()[0].device
     total, count = 0.0, 0
     for start in range(0, len(names), batch_size):
         inputs, targets = encode(names[start:start + batch_size])
-        total += F.cross_entropy(model(inputs), targets, ignore_index=PAD, reduction="sum").item()
+        scores = model(*on_device(device, inputs))
+        total += F.cross_entropy(scores, *on_device(device, targets), ignore_index=PAD, reduction="sum").item()
         count += int((targets != PAD).sum())
     model.train()
     return total / count
@@ -124,12 +132,13 @@ def evaluate(model: nn.Module, names: list[str], batch_size: int = 256) -> float
 def sample(model: nn.Module, n: int, temperature: float) -> list[str]:
     """Draw n names one character at a time from softmax(logits / temperature), all rows in parallel."""
     model.eval()
-    rng = get_rng()
+    rng, device = get_rng(), model.parameters()[0].device
     seqs = np.full((n, 1), DOT, np.int64)
     done = np.zeros(n, bool)
     for _ in range(MAX_LEN - 1):
         # Re-reading the whole prefix each step keeps this short; names are at most 15 characters.
-        probs = F.softmax(model(seqs)[:, -1] * (1 / temperature)).numpy().astype(np.float64)
+        # (the prefix goes to the device and the probabilities come back: two copies a character)
+        probs = F.softmax(model(*on_device(device, seqs))[:, -1] * (1 / temperature)).numpy().astype(np.float64)
         probs[:, PAD] = 0
         cdf = probs.cumsum(axis=1)  # inverse-CDF sampling, one uniform draw per row
         nxt = (cdf > rng.random((n, 1)) * cdf[:, -1:]).argmax(axis=1)
@@ -163,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.quick:
         train = train[:1500]
 
-    model = build_model(args.model, args.quick)
+    model = build_model(args.model, args.quick).to(args.device)
     steps_per_epoch = math.ceil(len(train) / args.batch_size)
     optimizer = Adam(model.parameters(), lr=args.lr)
     schedule = WarmupCosineLR(optimizer, warmup_steps=min(100, steps_per_epoch), total_steps=epochs * steps_per_epoch)
@@ -183,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         total, count = 0.0, 0
         for b in rng.permutation(len(batches)):
             inputs, targets = encode([train[i] for i in batches[b]])
-            loss = F.cross_entropy(model(inputs), targets, ignore_index=PAD)
+            inputs_dev, targets_dev = on_device(args.device, inputs, targets)
+            loss = F.cross_entropy(model(inputs_dev), targets_dev, ignore_index=PAD)
             optimizer.zero_grad()
             loss.backward()
             clip_grad_norm_(model.parameters(), 1.0)

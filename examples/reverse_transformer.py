@@ -33,13 +33,14 @@ from from_scratch.tasks.reverse.plots import plot_attention
 def greedy(model: nn.Transformer, tokens: Sequence[int], layout: TokenLayout) -> list[int]:
     """Reverse one sequence the plain way: encode once, then rerun the decoder on the growing output."""
     model.eval()
+    device = model.parameters()[0].device
     src = np.array([tokens])
-    src_mask = F.create_padding_mask(src, PAD)  # (1, 1, 1, S): no padding here, all zeros
-    memory = model.encode(src, src_mask)
+    src_mask = F.create_padding_mask(src, PAD).to(device)  # (1, 1, 1, S): no padding here, all zeros
+    memory = model.encode(fs.Tensor(src, device=device), src_mask)
     out = [layout.sos]
     for _ in range(2 * len(tokens) + 1):
-        tgt = np.array([out])
-        hidden = model.decode(tgt, memory, src_mask, F.create_causal_mask(len(out)))
+        tgt = fs.Tensor([out], device=device)  # the plain way: the whole prefix goes to the device every step
+        hidden = model.decode(tgt, memory, src_mask, F.create_causal_mask(len(out)).to(device))
         nxt = int(model.final_linear(hidden[:, -1]).numpy().argmax())  # the likeliest next token
         out.append(nxt)
         if nxt == layout.eos:
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     # 2. The model: a small pre-norm encoder-decoder Transformer.
     model = nn.Transformer(layout.vocab_size, hidden_size=64, num_layers=2, num_heads=4, ff_size=128,
-                           max_len=64, norm_first=True)
+                           max_len=64, norm_first=True).to(args.device)  # built on the CPU, then moved
     print(f"Transformer: {model.num_parameters():,} parameters")
 
     # 3. Training: fresh random sequences every step, cross-entropy on the targets, Adam with warmup + cosine.
@@ -79,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     bar = tqdm(range(steps), desc="training")
     for step in bar:
         batch = make_batch(random_sequences(get_rng(), args.batch_size, 1, max_len, layout), layout)
+        batch = batch.to(args.device)  # ids and masks made on the host, copied to the device once
         logits = model(batch.src, batch.tgt_in, batch.src_mask, batch.tgt_mask)  # (B, T, V)
         loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD)
         optimizer.zero_grad()

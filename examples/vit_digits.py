@@ -80,8 +80,9 @@ def shift(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 @fs.no_grad()
 def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
+    """Share of ``images`` (host arrays, copied to the model's device) whose predicted class is the label."""
     model.eval()
-    pred = model(fs.Tensor(images)).numpy().argmax(-1)
+    pred = model(fs.Tensor(images, device=model.parameters()[0].device)).numpy().argmax(-1)
     model.train()
     return float((pred == labels).mean())
 
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     x_train, x_test, y_train, y_test = load_data()
 
     model = ViT(patch_size=args.patch_size, hidden_size=args.hidden_size, num_layers=args.layers,
-                ff_size=2 * args.hidden_size, dropout=args.dropout)
+                ff_size=2 * args.hidden_size, dropout=args.dropout).to(args.device)
     optimizer = AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
     total = epochs * steps_per_epoch
@@ -116,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         order, running = rng.permutation(len(x_train)), 0.0
         for i in range(0, len(order), args.batch_size):
             idx = order[i:i + args.batch_size]
-            loss = F.cross_entropy(model(fs.Tensor(shift(x_train[idx], rng))), y_train[idx])
+            images, labels = shift(x_train[idx], rng), y_train[idx]  # augmented on the host, then copied
+            loss = F.cross_entropy(model(fs.Tensor(images, device=args.device)), fs.Tensor(labels, device=args.device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -20,7 +20,8 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["Device", "device", "device_module", "get_array_module", "device_of", "is_array", "to_device",
-           "as_numpy", "is_available", "register_device", "on_device_of", "scatter_add", "CUDA_INSTALL_HINT"]
+           "as_numpy", "is_available", "synchronize", "register_device", "on_device_of", "scatter_add",
+           "CUDA_INSTALL_HINT"]
 
 CUDA_INSTALL_HINT = ('install CuPy for your CUDA version, e.g. pip install -e ".[cuda]" '
                      "(cupy-cuda12x), on a machine with an NVIDIA GPU and driver")
@@ -103,6 +104,14 @@ def _import_cupy() -> ModuleType:
 
 def _current_gpu() -> int:
     return _import_cupy().cuda.runtime.getDevice()
+
+
+def synchronize(spec: "str | Device" = "cuda") -> None:
+    """Wait until every kernel queued on a GPU has finished (GPU work is asynchronous: read a clock after
+    this, never before). Nothing to wait for on the CPU or a registered device."""
+    dev = device(spec)
+    if dev.type == "cuda":
+        _import_cupy().cuda.Device(dev.index).synchronize()
 
 
 def is_available() -> bool:

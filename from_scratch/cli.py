@@ -6,6 +6,9 @@ naming the flag, and exit status 1; an interrupted ``train`` saves a checkpoint 
 128 + the signal number. Inputs longer than the model was trained on are decoded with a warning on
 stderr (the answers past the trained length are mostly wrong); inputs longer than the positional
 table are an error.
+
+Every command takes ``--device`` (``cpu``, ``cuda``, ``cuda:N``): the model is built on the CPU and moved
+there. ``cuda`` without CuPy or a GPU is a one-line error that says what to install.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import backend
 from . import distributed as dist
 from .tasks.reverse import (ReverseConfig, evaluate, format_table, heldout_sequences, load_model, parse_tokens,
                             predict, train)
@@ -44,6 +48,22 @@ class CLIError(Exception):
 
 def _add_ckpt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", default="runs/reverse", help="run folder written by `bbml reverse train`")
+    _add_device(p)
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda or cuda:N "
+                                                   "(cuda needs CuPy: pip install -e '.[cuda]')")
+
+
+def _device(args: argparse.Namespace) -> backend.Device:
+    """The device --device names, checked usable before any work (never a quiet fall back to the CPU)."""
+    try:
+        device = backend.device(args.device)
+        backend.device_module(device)
+    except (ValueError, RuntimeError) as e:  # the backend's message starts "device ...": name the flag
+        raise CLIError(str(e).replace("device", "--device", 1)) from None
+    return device
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default="runs/reverse", help="run folder")
     tr.add_argument("--resume", action="store_true", help="continue the run saved in --out (only --steps may change)")
     tr.add_argument("--force", action="store_true", help="start afresh even if --out holds a run")
+    _add_device(tr)
 
     pr = cmds.add_parser("predict", formatter_class=fmt, help="reverse sequences with a trained model",
                          description="Reverse the given tokens, or, with none, every line of stdin "
@@ -124,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- commands
 
 def _train(args: argparse.Namespace) -> int:
+    device = _device(args)
     out = args.out
     if os.path.isfile(out):
         raise CLIError(f"--out {out!r} is a file; --out takes a run folder (e.g. runs/reverse)")
@@ -151,11 +173,12 @@ def _train(args: argparse.Namespace) -> int:
         raise CLIError(e.explain(lambda field: _FLAG_OF.get(field, field))) from None
     if main_process:
         processes = f" over {dist.get_world_size()} processes" if dist.is_initialized() else ""
-        print(f"training a Transformer on reversal of lengths {config.min_len}..{config.max_len} for "
+        on = "" if device.type == "cpu" else f" on {device}"
+        print(f"training a Transformer{on} on reversal of lengths {config.min_len}..{config.max_len} for "
               f"{config.steps} steps (batch {config.batch_size}{processes}); run folder: {out}", flush=True)
     try:  # train() applies the one overwrite rule (and, over MPI, decides it once for every process)
         result = train(config, out=out, resume=args.resume, force=args.force, progress=True,
-                       log=lambda m: print(m, flush=True))
+                       log=lambda m: print(m, flush=True), device=device)
     except FileExistsError:
         raise _holds_a_run(out) from None
     if result.interrupted:
@@ -186,10 +209,11 @@ def _content(output: np.ndarray, eos: int) -> str:
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, ReverseConfig]:
+    device = _device(args)
     if os.path.isfile(args.ckpt):
         raise CLIError(f"--ckpt {args.ckpt!r} is a file; --ckpt takes the run folder that holds it: "
                        f"--ckpt {os.path.dirname(args.ckpt) or '.'}")
-    return load_model(args.ckpt)
+    return load_model(args.ckpt, device)
 
 
 def _warn_if_longer_than_trained(seqs: Sequence[np.ndarray], config: ReverseConfig) -> None:

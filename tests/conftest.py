@@ -138,6 +138,13 @@ def _restore_default_dtype():
     set_default_dtype(prev)
 
 
+def pytest_collection_modifyitems(items: list) -> None:
+    """Tests run on "cuda" by the ``device`` fixture are GPU tests too: ``pytest -m gpu`` selects them."""
+    for item in items:
+        if getattr(item, "callspec", None) is not None and item.callspec.params.get("device") == "cuda":
+            item.add_marker(pytest.mark.gpu)
+
+
 @pytest.fixture(params=DEVICES)
 def device(request) -> str:
     """Run the test on every device in DEVICES ("cpu", "strict", and "cuda" where a GPU is usable)."""

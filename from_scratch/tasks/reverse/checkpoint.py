@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ... import __version__
+from ... import __version__, backend
 from ...nn.transformer import Transformer
 from ...random import get_rng_state, manual_seed, set_rng_state
 from ...serialization import atomic_write, load, load_metadata, save
@@ -228,12 +228,14 @@ def read_config(folder: str) -> ReverseConfig:
         raise ValueError(f"{folder!r} is not a bbml reverse checkpoint: {CONFIG} is unreadable ({e})") from None
 
 
-def load_model(folder: str) -> tuple[Transformer, ReverseConfig]:
-    """Rebuild the model saved in a run folder, in eval mode.
+def load_model(folder: str, device: Any = "cpu") -> tuple[Transformer, ReverseConfig]:
+    """Rebuild the model saved in a run folder, in eval mode, on ``device`` (built on the CPU, then moved).
 
     The folder is untrusted: config.json's sizes are bounded (``LIMITS``) and checked against the
     weights file's header before the model is built, so a wrong size is one line, never a MemoryError.
+    Raises RuntimeError for ``cuda`` without CuPy or a GPU, before the folder is read.
     """
+    backend.device_module(device)
     config = read_config(folder)
     path = os.path.join(folder, MODEL)
     if not os.path.isfile(path):
@@ -241,7 +243,7 @@ def load_model(folder: str) -> tuple[Transformer, ReverseConfig]:
     check_shapes(path, header_shapes(path), config)
     model = build_model(config)
     model.load_state_dict(load(path))
-    return model.eval(), config
+    return model.to(device).eval(), config
 
 
 def has_train_state(folder: str) -> bool:
@@ -264,7 +266,9 @@ def clear_run(folder: str) -> None:
 # ---------------------------------------------------------------- resumable state
 
 def _prefixed(prefix: str, arrays: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {f"{prefix}.{k}": np.asarray(v) for k, v in arrays.items()}
+    # Checkpoints go through the host: device arrays are copied there, numbers become 0-d arrays.
+    return {f"{prefix}.{k}": backend.as_numpy(v) if backend.is_array(v) else np.asarray(v)  # host: a checkpoint
+            for k, v in arrays.items()}
 
 
 def _unprefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -281,7 +285,7 @@ def save_train_state(folder: str, model: Any, optimizer: Any, scheduler: Any, st
     save(model.state_dict(), os.path.join(folder, MODEL), metadata=meta)
     arrays = {**_prefixed("model", model.state_dict()), **_prefixed("optimizer", optimizer.state_dict()),
               **_prefixed("scheduler", scheduler.state_dict()),
-              "pending_losses": np.array(pending_losses, dtype=np.float64)}
+              "pending_losses": np.array(pending_losses, dtype=np.float64)}  # host: read from the device already
     save(arrays, os.path.join(folder, STATE), metadata={**meta, "rng_state": json.dumps(get_rng_state())})
 
 

@@ -12,7 +12,7 @@ For the content ``5 12 7``: source ``5 12 7``, decoder input ``SOS 7 12 5``, tar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -49,14 +49,23 @@ class TokenLayout:
 @dataclass
 class Batch:
     """One padded batch. Shapes: ``src`` (B, S); ``tgt_in`` and ``tgt_out`` (B, S + 1);
-    ``src_mask`` (B, 1, 1, S); ``tgt_mask`` (B, 1, S + 1, S + 1): causal and padding together."""
+    ``src_mask`` (B, 1, 1, S); ``tgt_mask`` (B, 1, S + 1, S + 1): causal and padding together.
 
-    src: np.ndarray
-    tgt_in: np.ndarray
-    tgt_out: np.ndarray
+    Batches are made on the host from the seeded data (``make_batch``: NumPy ids, CPU mask tensors);
+    ``to(device)`` copies the ids and masks to a device once, as Tensors. ``lengths`` stays on the host.
+    """
+
+    src: np.ndarray | Tensor
+    tgt_in: np.ndarray | Tensor
+    tgt_out: np.ndarray | Tensor
     src_mask: Tensor
     tgt_mask: Tensor
     lengths: np.ndarray
+
+    def to(self, device: Any) -> "Batch":
+        """This batch with its ids and masks as Tensors on ``device``: five host-to-device copies (none on the CPU)."""
+        ids = [Tensor(a, device=device) for a in (self.src, self.tgt_in, self.tgt_out)]
+        return Batch(*ids, self.src_mask.to(device), self.tgt_mask.to(device), self.lengths)
 
 
 LENGTH_SAMPLING = ("uniform", "proportional")
@@ -74,7 +83,7 @@ def random_sequences(rng: np.random.Generator, n: int, min_len: int, max_len: in
     if length_sampling == "uniform":
         lengths = rng.integers(min_len, max_len + 1, size=n)
     elif length_sampling == "proportional":
-        choices = np.arange(min_len, max_len + 1)
+        choices = np.arange(min_len, max_len + 1)  # host: the data is made on the host
         lengths = rng.choice(choices, size=n, p=choices / choices.sum())
     else:
         raise ValueError(f"random_sequences: length_sampling must be one of {LENGTH_SAMPLING}, "
@@ -85,7 +94,7 @@ def random_sequences(rng: np.random.Generator, n: int, min_len: int, max_len: in
 
 def pad_sources(seqs: Sequence[Sequence[int]]) -> np.ndarray:
     """Stack content sequences into one (n, longest) int64 array, padded with PAD on the right."""
-    src = np.full((len(seqs), max(len(s) for s in seqs)), PAD, dtype=np.int64)
+    src = np.full((len(seqs), max(len(s) for s in seqs)), PAD, dtype=np.int64)  # host: token ids
     for i, s in enumerate(seqs):
         src[i, :len(s)] = s
     return src
@@ -93,17 +102,17 @@ def pad_sources(seqs: Sequence[Sequence[int]]) -> np.ndarray:
 
 def make_batch(seqs: Sequence[Sequence[int]], layout: TokenLayout) -> Batch:
     """Pad content sequences into source, decoder input and target arrays, with their masks."""
-    lengths = np.array([len(s) for s in seqs])
+    lengths = np.array([len(s) for s in seqs])  # host: batch bookkeeping
     if len(seqs) == 0 or lengths.min() == 0:
         raise ValueError("make_batch: every sequence needs at least one token")
     n, width = len(seqs), int(lengths.max())
     src = pad_sources(seqs)
-    tgt_out = np.full((n, width + 1), PAD, dtype=np.int64)
+    tgt_out = np.full((n, width + 1), PAD, dtype=np.int64)  # host: token ids
     for i, s in enumerate(seqs):
         tgt_out[i, :len(s)] = s[::-1]
         tgt_out[i, len(s)] = layout.eos
     # Teacher forcing: the decoder sees SOS and the target shifted right by one.
-    tgt_in = np.concatenate([np.full((n, 1), layout.sos, dtype=np.int64), tgt_out[:, :-1]], axis=1)
+    tgt_in = np.concatenate([np.full((n, 1), layout.sos, dtype=np.int64), tgt_out[:, :-1]], axis=1)  # host
     tgt_in[tgt_in == layout.eos] = PAD
     return Batch(src, tgt_in, tgt_out, create_padding_mask(src, PAD), target_mask(tgt_in), lengths)
 
@@ -118,7 +127,7 @@ def target_mask(tgt_in: np.ndarray) -> Tensor:
 def batch_for_step(seed: int, step: int, batch_size: int, min_len: int, max_len: int, layout: TokenLayout,
                    length_sampling: str = "uniform") -> Batch:
     """The training batch of ``step``: a pure function of (seed, step), so a resumed run sees the same data."""
-    rng = np.random.default_rng([seed, 0, step])  # held-out sets draw from [seed, 1, stream]
+    rng = np.random.default_rng([seed, 0, step])  # host: the data's own generator; held-out: [seed, 1, stream]
     return make_batch(random_sequences(rng, batch_size, min_len, max_len, layout, length_sampling), layout)
 
 
@@ -153,4 +162,4 @@ def parse_tokens(text: str | Sequence[str | int], layout: TokenLayout, max_len: 
         ids.append(value)
     if len(ids) > max_len:
         raise ValueError(f"sequence of {len(ids)} tokens is longer than this model's maximum of {max_len}")
-    return np.array(ids, dtype=np.int64)
+    return np.array(ids, dtype=np.int64)  # host: parsed user input

@@ -16,7 +16,7 @@ _HELDOUT_STREAM = 1  # training batches draw from [seed, 0, step]; held-out sets
 def heldout_sequences(seed: int, n: int, min_len: int, max_len: int, layout: TokenLayout,
                       stream: int = 0) -> list[np.ndarray]:
     """Fresh random sequences from a generator stream that no training batch uses."""
-    rng = np.random.default_rng([seed, _HELDOUT_STREAM, stream])
+    rng = np.random.default_rng([seed, _HELDOUT_STREAM, stream])  # host: the data's own generator
     return random_sequences(rng, n, min_len, max_len, layout)
 
 
@@ -31,10 +31,10 @@ def evaluate(model: Any, seqs: Sequence[np.ndarray], layout: TokenLayout, beam_s
     trained on and, with ``trained_max_len``, the longer ones separately (``{"lengths": [lo, hi],
     "beyond_training", "n", "exact_match", "token_accuracy"}``): a mean over both would mix two questions.
     """
-    outputs = predict(model, seqs, layout, beam_size=beam_size)
-    lengths = np.array([len(s) for s in seqs])
-    exact = np.zeros(len(seqs), dtype=bool)
-    token_acc = np.zeros(len(seqs))
+    outputs = predict(model, seqs, layout, beam_size=beam_size)  # on the model's device; outputs on the host
+    lengths = np.array([len(s) for s in seqs])  # host: scoring is bookkeeping
+    exact = np.zeros(len(seqs), dtype=bool)  # host
+    token_acc = np.zeros(len(seqs))  # host
     for i, (s, out) in enumerate(zip(seqs, outputs)):
         target = np.append(s[::-1], layout.eos)
         m = min(len(out), len(target))

@@ -7,11 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from ... import backend
 from ...autograd.function import no_grad
+from ...autograd.tensor import Tensor
 from ...functional import create_causal_mask, create_padding_mask
 from ...serialization import atomic_write
 from .data import PAD, TokenLayout
-from .decode import greedy_decode
+from .decode import greedy_decode, model_device
 
 __all__ = ["image_format", "plot_metrics", "cross_attention", "plot_attention"]
 
@@ -61,16 +63,19 @@ def cross_attention(model: Any, tokens: np.ndarray, layout: TokenLayout) -> tupl
     """Decode one sequence greedily, then return its output and each decoder layer's cross-attention.
 
     The weights of layer l have shape (heads, output length, source length): row t is where the
-    decoder looked in the source while producing output token t.
+    decoder looked in the source while producing output token t. On a device, the ids and masks go
+    there and the weights come back to the host (NumPy arrays) for drawing.
     """
     model.eval()
-    src = np.asarray(tokens, dtype=np.int64)[None]
+    dev = model_device(model)
+    src = np.asarray(tokens, dtype=np.int64)[None]  # host: the user's ids
     output = greedy_decode(model, src, layout)[0]
     tgt_in = np.concatenate([[layout.sos], output[:-1]])[None].astype(np.int64)
     with no_grad():  # teacher-force the decoder on its own output to read every step's weights at once
-        src_mask = create_padding_mask(src, PAD)
-        model.decode(tgt_in, model.encode(src, src_mask), src_mask, create_causal_mask(tgt_in.shape[1]))
-    return output, [layer.cross_attn.attn_weights[0] for layer in model.decoder.layers]
+        src_mask = create_padding_mask(src, PAD).to(dev)
+        memory = model.encode(Tensor(src, device=dev), src_mask)
+        model.decode(Tensor(tgt_in, device=dev), memory, src_mask, create_causal_mask(tgt_in.shape[1]).to(dev))
+    return output, [backend.as_numpy(layer.cross_attn.attn_weights[0]) for layer in model.decoder.layers]
 
 
 def _label(token: int, layout: TokenLayout) -> str:

@@ -4,6 +4,11 @@ Reproducible because nothing depends on how the run was split: the batch of step
 function of (seed, t), the learning rate a function of t, and the library generator (parameter
 init, dropout) is saved in every checkpoint. So stopping at any step and resuming with ``resume=True``
 ends with exactly the weights of an uninterrupted run.
+
+On a device (``device="cuda"``) the model is built on the CPU, so one seed gives the same initial
+weights everywhere, and moved there once. Each step then copies only its batch to the device (the ids
+and masks, made on the host from the seed) and reads nothing back: the step losses stay on the device
+until a logged step (``log_every``), a checkpoint or ``on_step`` reads them, in one copy.
 """
 from __future__ import annotations
 
@@ -17,8 +22,10 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ... import backend
 from ... import distributed as dist
 from ... import functional as F
+from ...autograd.tensor import stack
 from ...optim import Adam, WarmupCosineLR, clip_grad_norm_
 from .checkpoint import (PLOT, ReverseConfig, build_model, clear_run, has_train_state, holds_run, load_train_state,
                          read_config, read_metrics, save_train_state, write_config, write_metrics)
@@ -111,7 +118,7 @@ def _shard(batch: Batch, rank: int, world: int) -> tuple[Batch, float]:
 
 def train(config: ReverseConfig | None = None, out: str | None = None, resume: bool = False,
           force: bool = False, progress: bool = False, on_step: Callable[[int, float], bool] | None = None,
-          log: Callable[[str], None] = print) -> TrainResult:
+          log: Callable[[str], None] = print, device: Any = "cpu") -> TrainResult:
     """Train a reversal Transformer; with ``out``, keep a resumable run folder there.
 
     ``resume=True`` continues the run saved in ``out`` (its config.json wins over ``config``,
@@ -126,8 +133,13 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
     Under ``mpiexec -n N`` with the process group initialized, each process trains on its share of each
     global batch of ``batch_size`` (``DistributedDataParallel``); rank 0 alone logs, evaluates and writes
     ``out``. With one process the run is the single-process one, bit for bit.
+
+    ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``) is where the model trains; it is not part of the run's
+    settings, so a run can be resumed on another device. ``on_step`` reads every step's loss from the device.
+    Raises RuntimeError for ``cuda`` without CuPy or a GPU, before anything is built.
     """
     started = time.perf_counter()
+    backend.device_module(device)  # an unusable device fails here, before any folder is touched
     world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_initialized() else (1, 0)
     if rank != 0:  # rank 0 alone prints
         progress, log = False, lambda message: None
@@ -144,7 +156,7 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
             raise FileExistsError(f"train: {out!r} already holds a run: pass resume=True to continue it, "
                                   f"force=True to start afresh, or choose another out")
     config = config or ReverseConfig()
-    model = build_model(config)
+    model = build_model(config).to(device)  # built (and seeded) on the CPU, then moved
     optimizer, scheduler = make_optimizer(model, config)
     step, rows, losses = 0, [], []
     if resume:
@@ -168,6 +180,14 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
     bar = make_progress(config.steps, initial=step) if progress else None
     stop: dict[str, Any] = {"signal": None}
     interrupted = False
+    pending: list = []  # this window's step losses, still on the device (0-d Tensors)
+
+    def read_losses() -> None:  # one device-to-host copy for the whole window (and an all-reduce over MPI)
+        if pending:
+            values = stack(pending).numpy().astype(np.float64)
+            losses.extend((values if world == 1 else dist.all_reduce(values, "mean")).tolist())
+            pending.clear()
+
     with _stop_on_signals(stop):
         model.train()
         while step < config.steps:
@@ -175,6 +195,7 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
                                    config.length_sampling)
             if world > 1:
                 batch, share = _shard(batch, rank, world)
+            batch = batch.to(device)  # the step's only copies: its ids and masks, host to device
             logits = ddp(batch.src, batch.tgt_in, batch.src_mask, batch.tgt_mask)
             loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, label_smoothing=config.label_smoothing)
             if world > 1:
@@ -186,10 +207,14 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
             optimizer.step()
             scheduler.step()
             step += 1
-            value = loss.item() if world == 1 else float(dist.all_reduce(np.array([loss.item()]), "mean")[0])
-            losses.append(value)
+            pending.append(loss.detach())
+            value = None
+            if on_step is not None:  # the caller asked for every step's loss: one copy per step
+                read_losses()
+                value = losses[-1]
             last = step == config.steps
             if step % config.log_every == 0 or step % config.eval_every == 0 or last:
+                read_losses()
                 row = {"step": step, "loss": float(np.mean(losses)), "lr": lr, "exact_match": None}
                 losses = []
                 if (step % config.eval_every == 0 or last) and rank == 0:
@@ -206,8 +231,9 @@ def train(config: ReverseConfig | None = None, out: str | None = None, resume: b
                 bar.update(1)
             stopping = stop["signal"] is not None or (on_step is not None and bool(on_step(step, value)))
             if world > 1:  # every process stops at the same step, or one would wait for the others forever
-                stopping = bool(dist.all_reduce(np.array([stopping], dtype=np.int64), "max")[0])
+                stopping = bool(dist.all_reduce(np.array([stopping], dtype=np.int64), "max")[0])  # host: a flag
             if step % config.checkpoint_every == 0 or last or stopping:
+                read_losses()  # the checkpoint keeps the losses since the last logged row
                 _save(out, model, optimizer, scheduler, step, rows, losses)
             if stopping:
                 interrupted = True
