@@ -193,7 +193,7 @@ def test_detect_anomaly_names_the_op_in_backward():
         with pytest.raises(FloatingPointError, match=r"Sqrt\.backward produced NaN or inf"):
             with np.errstate(divide="ignore"):
                 y.backward()
-    assert not fs.autograd.function._GradMode.anomaly
+    assert not fs.autograd.function.GradMode.anomaly
 
 
 # ---------------------------------------------------------------- custom Functions

@@ -1,8 +1,8 @@
 """Every fused fast path against its plain version (functional ``*_simple``), in float64.
 
-The plain side must be truly composed: its graph holds primitive ops only (``autograd/ops.py``), and
-the fast side must really run its fused node. Outputs and every gradient must agree to rounding; where
-dropout is on, one seed draws the same mask on both sides. ``F.use_fused(False)`` must switch every
+The plain side must be truly composed: its graph holds primitive ops only (``autograd/ops.py``,
+``reduce_ops.py``, ``shape_ops.py``), and the fast side must really run its fused node. Outputs and every
+gradient must agree to rounding; where dropout is on, one seed draws the same mask on both sides. ``F.use_fused(False)`` must switch every
 public function over to its plain version. Adam's flat fast path is checked against its per-parameter
 loop (``foreach=False``) over 20 steps.
 """
@@ -11,11 +11,12 @@ import pytest
 
 import from_scratch.functional as F
 from from_scratch import Tensor, manual_seed
-from from_scratch.autograd import ops
+from from_scratch.autograd import ops, reduce_ops, shape_ops
 from from_scratch.nn import Linear, Transformer
 from from_scratch.optim import Adam, AdamW
 
 rng = np.random.default_rng(0)
+PRIMITIVES = {ops.__name__, reduce_ops.__name__, shape_ops.__name__}  # the modules of the primitive ops
 
 
 def leaf(*shape) -> Tensor:
@@ -51,7 +52,7 @@ def check(fast, plain, inputs: list, fused_op: str, seed: int = 0) -> None:
         got, fast_ops = run(fast, inputs, seed)
     want, plain_ops = run(plain, inputs, seed)
     assert fused_op in {c.__name__ for c in fast_ops}, f"the fast side never ran {fused_op}: {fast_ops}"
-    assert all(c.__module__ == ops.__name__ for c in plain_ops), f"the plain side ran {plain_ops}"
+    assert all(c.__module__ in PRIMITIVES for c in plain_ops), f"the plain side ran {plain_ops}"
     assert len(got) == len(want)
     for i, (a, b) in enumerate(zip(got, want)):
         assert (a is None) == (b is None), f"gradient {i}"
@@ -59,7 +60,7 @@ def check(fast, plain, inputs: list, fused_op: str, seed: int = 0) -> None:
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg="output" if i == 0 else f"gradient {i}")
     with F.use_fused(False):  # the switch sends the public function to the plain version
         off, off_ops = run(fast, inputs, seed)
-    assert all(c.__module__ == ops.__name__ for c in off_ops), f"use_fused(False) still ran {off_ops}"
+    assert all(c.__module__ in PRIMITIVES for c in off_ops), f"use_fused(False) still ran {off_ops}"
     np.testing.assert_allclose(off[0], want[0], rtol=1e-12, atol=1e-14)
 
 
@@ -186,7 +187,7 @@ def test_use_fused_restores_the_switch_and_runs_a_whole_transformer_plainly(floa
         model.zero_grad()
         loss.backward()
         losses.append([loss.data] + [p.grad for p in model.parameters()])
-        fused_ran = {c for c in ran if c.__module__ != ops.__name__ and c.__name__ != "Embedding"}
+        fused_ran = {c for c in ran if c.__module__ not in PRIMITIVES and c.__name__ != "Embedding"}
         assert bool(fused_ran) == fused, fused_ran
     for a, b in zip(*losses):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

@@ -21,14 +21,15 @@ import numpy as np
 from .. import backend
 
 
-class _GradMode:
+class GradMode:
+    """Whether ops record a graph (``no_grad``, ``enable_grad``) and check for NaN or inf (``detect_anomaly``)."""
     enabled = True
     anomaly = False
 
 
 def is_grad_enabled() -> bool:
     """Return whether operations currently record a graph."""
-    return _GradMode.enabled
+    return GradMode.enabled
 
 
 class _SetGrad:
@@ -38,11 +39,11 @@ class _SetGrad:
         self.mode = mode
 
     def __enter__(self) -> None:
-        self.prev = _GradMode.enabled
-        _GradMode.enabled = self.mode
+        self.prev = GradMode.enabled
+        GradMode.enabled = self.mode
 
     def __exit__(self, *exc: Any) -> None:
-        _GradMode.enabled = self.prev
+        GradMode.enabled = self.prev
 
     def __call__(self, fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -65,14 +66,16 @@ def enable_grad() -> _SetGrad:
 @contextlib.contextmanager
 def detect_anomaly():
     """Raise at the first op whose forward or backward produces NaN or inf."""
-    prev, _GradMode.anomaly = _GradMode.anomaly, True
+    prev, GradMode.anomaly = GradMode.anomaly, True
     try:
         yield
     finally:
-        _GradMode.anomaly = prev
+        GradMode.anomaly = prev
 
 
-def _check_finite(name: str, stage: str, *arrays: Any) -> None:
+def check_finite(name: str, stage: str, *arrays: Any) -> None:
+    """Under ``detect_anomaly``: raise FloatingPointError naming the op and stage (forward or backward)
+    if a floating array holds NaN or inf."""
     for a in arrays:
         if a is not None and a.dtype.kind == "f" and not np.isfinite(a).all():
             raise FloatingPointError(f"detect_anomaly: {name}.{stage} produced NaN or inf")
@@ -143,11 +146,11 @@ class Function:
         data = ctx.forward(*arrays, **kwargs)
         if isinstance(data, np.generic):  # NumPy returns scalars, not 0-d arrays, from full reductions
             data = np.asarray(data)  # host: a CPU reduction's NumPy scalar (a device gives 0-d arrays)
-        if _GradMode.anomaly:
-            _check_finite(cls.__name__, "forward", data)
+        if GradMode.anomaly:
+            check_finite(cls.__name__, "forward", data)
         out = object.__new__(Tensor)
         out.data, out.grad, out._vc = data, None, None
-        if _GradMode.enabled and True in needs:
+        if GradMode.enabled and True in needs:
             out.requires_grad, out._ctx = True, ctx
             ctx.stamp = InplaceClock.now
         else:

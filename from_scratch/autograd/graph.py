@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from . import hooks
-from .function import InplaceClock, _check_finite, _GradMode
+from .function import GradMode, InplaceClock, check_finite
 from .inplace import check_saved_versions
 
 
@@ -22,8 +22,8 @@ def run_backward(root: Any, grad: np.ndarray, retain_graph: bool = False) -> Non
             ctx = node._ctx
             in_grads = ctx.backward(g)  # the chain rule, one op at a time
             in_grads = in_grads if type(in_grads) is tuple else (in_grads,)
-            if _GradMode.anomaly:
-                _check_finite(type(ctx).__name__, "backward", *in_grads)
+            if GradMode.anomaly:
+                check_finite(type(ctx).__name__, "backward", *in_grads)
             for parent, pg in zip(ctx.parents, in_grads):
                 if pg is not None and parent.requires_grad:
                     pending.add(parent, pg, ctx)

@@ -28,7 +28,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .function import Function, InplaceClock, is_grad_enabled, no_grad
-from .ops import Where, unbroadcast
+from .ops import unbroadcast
+from .shape_ops import Where
 
 __all__ = ["increment_version", "version", "share_version", "check_saved_versions", "update", "filled", "SetItem"]
 

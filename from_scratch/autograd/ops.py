@@ -1,15 +1,17 @@
-"""The core primitive differentiable ops: arithmetic, elementwise functions, sums and max, movement.
+"""The elementwise primitive ops: arithmetic with broadcasting (+, -, *, /, **, maximum), matmul, and the
+elementwise functions (exp, log, sqrt, abs, tanh, sigmoid, relu, clip); with the array helpers every op
+file shares (``unbroadcast``, ``check_axis``, the shared ones vectors).
 
-More primitives sit beside this file: ``reduce_ops.py`` (cumsum, prod, norm), ``index_ops.py``
-(gather, scatter, casts) and ``special.py`` (erf, erfc). The fused ops (``fused*.py``) are fast
-paths, each standing beside a plain version composed from the primitives (``functional/*_simple``,
-``nn.RNNCell``/``LSTMCell``/``GRUCell``). Each ``backward`` returns one gradient per tensor input;
-broadcasting inputs get their gradient summed back to their own shape with ``unbroadcast``.
+The other primitives sit beside this file: ``reduce_ops.py`` (sum, max, cumsum, prod, norm),
+``shape_ops.py`` (reshape, permute, expand, indexing, cat, where), ``index_ops.py`` (gather, scatter,
+casts) and ``special.py`` (erf, erfc). The fused ops (``fused*.py``) are fast paths, each standing
+beside a plain version composed from the primitives (``functional/*_simple``, ``nn.RNNCell``/
+``LSTMCell``/``GRUCell``). Each ``backward`` returns one gradient per tensor input; broadcasting inputs
+get their gradient summed back to their own shape with ``unbroadcast``.
 """
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from typing import Any
 
@@ -76,6 +78,28 @@ def as_rows(x: np.ndarray) -> np.ndarray:
     """``x`` as a (rows, last axis) matrix, a view when it can be; unlike ``reshape(-1, n)`` also with no elements."""
     n = x.shape[-1]
     return x.reshape(-1, n) if n else x.reshape(math.prod(x.shape[:-1]), 0)
+
+
+def check_axis(name: str, shape: tuple, axis: Any) -> Any:
+    """Return ``axis`` as a tuple of non-negative axes, or raise naming the bad axis and the shape."""
+    if axis is None:
+        return None
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    for ax in axes:
+        if not -len(shape) <= ax < len(shape):
+            raise ValueError(f"{name}: axis {ax} is out of range for a tensor of shape {shape}")
+    axes = tuple(ax % len(shape) for ax in axes)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{name}: axis {axis} names an axis twice (tensor shape {shape})")
+    return axes
+
+
+def check_new_axis(name: str, shape: tuple, axis: int) -> int:
+    """Return where a new axis goes (``unsqueeze``, ``stack``) as a non-negative position, or raise."""
+    if not -len(shape) - 1 <= axis <= len(shape):
+        raise ValueError(f"{name}: axis {axis} is out of range for a tensor of shape {shape} "
+                         f"(a new axis goes at {-len(shape) - 1}..{len(shape)})")
+    return axis % (len(shape) + 1)
 
 
 def _broadcast_error(name: str, sym: str, a: np.ndarray, b: np.ndarray) -> ValueError:
@@ -337,174 +361,3 @@ class Clip(Function):
 
     def backward(self, g):
         return g * self.mask
-
-
-# ---------------------------------------------------------------- reductions
-
-def check_axis(name: str, shape: tuple, axis: Any) -> Any:
-    """Return ``axis`` as a tuple of non-negative axes, or raise naming the bad axis and the shape."""
-    if axis is None:
-        return None
-    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-    for ax in axes:
-        if not -len(shape) <= ax < len(shape):
-            raise ValueError(f"{name}: axis {ax} is out of range for a tensor of shape {shape}")
-    axes = tuple(ax % len(shape) for ax in axes)
-    if len(set(axes)) != len(axes):
-        raise ValueError(f"{name}: axis {axis} names an axis twice (tensor shape {shape})")
-    return axes
-
-
-def check_new_axis(name: str, shape: tuple, axis: int) -> int:
-    """Return where a new axis goes (``unsqueeze``, ``stack``) as a non-negative position, or raise."""
-    if not -len(shape) - 1 <= axis <= len(shape):
-        raise ValueError(f"{name}: axis {axis} is out of range for a tensor of shape {shape} "
-                         f"(a new axis goes at {-len(shape) - 1}..{len(shape)})")
-    return axis % (len(shape) + 1)
-
-
-class Sum(Function):
-    saved_inputs, saves_output = (), False
-
-    def forward(self, a, axis=None, keepdims=False, name="sum"):
-        self.shape, self.axis, self.keepdims = a.shape, check_axis(name, a.shape, axis), keepdims
-        return np.sum(a, axis=self.axis, keepdims=keepdims)
-
-    def backward(self, g):
-        if self.axis is not None and not self.keepdims:
-            g = np.expand_dims(g, self.axis)
-        return np.broadcast_to(g, self.shape)
-
-
-class Max(Function):
-    """amax over axes, or amin with ``largest=False`` (one op: min is max with the comparison turned
-    round); ties share the gradient equally (PyTorch's amax rule)."""
-    saved_inputs, saves_output = (), False
-
-    def forward(self, a, axis=None, keepdims=False, largest=True):
-        name = "max" if largest else "min"
-        self.axis, self.keepdims = check_axis(name, a.shape, axis), keepdims
-        if a.size == 0 and (self.axis is None or not all(a.shape[i] for i in self.axis)):
-            raise ValueError(f"{name}: cannot reduce over an empty axis (tensor shape {a.shape}, axis {axis}): "
-                             f"the {name} of nothing is undefined, as in PyTorch")
-        out = (np.amax if largest else np.amin)(a, axis=self.axis, keepdims=True)
-        self.mask = a == out
-        return out if keepdims else (out.reshape(()) if self.axis is None else np.squeeze(out, self.axis))
-
-    def backward(self, g):
-        if not self.keepdims:
-            g = g.reshape(()) if self.axis is None else np.expand_dims(g, self.axis)
-        count = self.mask.sum(axis=self.axis, keepdims=True, dtype=g.dtype)
-        return self.mask * (g / count)
-
-
-# ---------------------------------------------------------------- movement
-
-class Reshape(Function):
-    saved_inputs, saves_output = (), False
-    returns_view = True
-
-    def forward(self, a, shape=()):
-        self.shape = a.shape
-        try:
-            return a.reshape(shape)
-        except ValueError:
-            raise ValueError(f"reshape: cannot reshape {a.shape} ({a.size} elements) to {tuple(shape)}") from None
-        except TypeError:
-            raise TypeError(f"reshape: sizes must be integers, got {tuple(shape)}") from None
-
-    def backward(self, g):
-        return g.reshape(self.shape)
-
-
-class Permute(Function):
-    saved_inputs, saves_output = (), False
-    returns_view = True
-
-    def forward(self, a, dims=()):
-        if sorted(d + a.ndim if d < 0 else d for d in dims) != list(range(a.ndim)):
-            raise ValueError(f"permute: {tuple(dims)} is not a permutation of the {a.ndim} axes of {a.shape}")
-        self.dims = dims
-        try:
-            return a.transpose(dims)
-        except TypeError:
-            raise TypeError(f"permute: axes must be integers, got {tuple(dims)}") from None
-
-    def backward(self, g):
-        inverse = sorted(range(g.ndim), key=lambda i: self.dims[i] % g.ndim)
-        return g.transpose(inverse)
-
-
-class Expand(Function):
-    saved_inputs, saves_output = (), False
-    returns_view = True
-
-    def forward(self, a, shape=()):
-        self.shape = a.shape
-        try:
-            return np.broadcast_to(a, shape)
-        except ValueError:
-            raise ValueError(f"expand: cannot broadcast {a.shape} to {tuple(shape)}") from None
-
-    def backward(self, g):
-        return unbroadcast(g, self.shape)
-
-
-def _is_basic(index: Any) -> bool:
-    items = index if isinstance(index, tuple) else (index,)
-    return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) for i in items)
-
-
-class GetItem(Function):
-    saved_inputs, saves_output = (), False
-    returns_view = property(lambda self: _is_basic(self.index))  # basic indexing gives a view, fancy a copy
-
-    def forward(self, a, index=None):
-        self.shape, self.dtype, self.index = a.shape, a.dtype, index
-        try:
-            return a[index]
-        except IndexError as e:
-            raise IndexError(f"getitem: {e} (tensor shape {a.shape})") from None
-
-    def backward(self, g):
-        grad = np.zeros_like(g, shape=self.shape, dtype=self.dtype)  # made from g: on g's device
-        if _is_basic(self.index):
-            grad[self.index] = g  # a view: each element is picked at most once
-        else:
-            backend.scatter_add(grad, self.index, g)  # repeated indices add up (embedding lookups)
-        return grad
-
-
-class Cat(Function):
-    saved_inputs, saves_output = (), False
-
-    def forward(self, *arrays, axis=0):
-        if not arrays:
-            raise ValueError("cat: got no tensors")
-        check_axis("cat", arrays[0].shape, axis)
-        self.axis = axis
-        self.splits = list(itertools.accumulate(a.shape[axis] for a in arrays))[:-1]
-        try:
-            return np.concatenate(arrays, axis=axis)
-        except ValueError:
-            shapes = ", ".join(str(a.shape) for a in arrays)
-            raise ValueError(f"cat: shapes {shapes} differ outside axis {axis}") from None
-
-    def backward(self, g):
-        return tuple(np.split(g, self.splits, axis=self.axis))
-
-
-class Where(Function):
-    saved_inputs, saves_output = (), False
-
-    def forward(self, a, b, cond=None):
-        self.cond, self.a_shape, self.b_shape = cond, a.shape, b.shape
-        try:
-            return np.where(cond, a, b)
-        except ValueError:
-            raise ValueError(f"where: condition {cond.shape}, {a.shape}, {b.shape}: shapes cannot broadcast") from None
-
-    def backward(self, g):
-        zero = g.dtype.type(0)
-        return (unbroadcast(np.where(self.cond, g, zero), self.a_shape) if self.needs_input_grad[0] else None,
-                unbroadcast(np.where(self.cond, zero, g), self.b_shape) if self.needs_input_grad[1] else None)

@@ -1,14 +1,16 @@
-"""Primitive reductions and scans beyond ``ops.Sum`` and ``ops.Max``: cumsum, prod and the p-norm.
+"""The primitive reductions and scans: sum, max (and min), cumsum, prod and the p-norm.
 
-Each is a primitive because its gradient needs care the composed version lacks: the product's
-gradient must stay exact where an input is zero (``out / x`` would divide by it), and the norm's is
-taken as 0 at the zero vector, as PyTorch's is (``x / ||x||`` would be 0 / 0).
+Sum and max are the two every composed reduction is built from (mean, var, logsumexp, softmax).
+Cumsum, prod and the norm are primitives too because their gradients need care a composition lacks:
+the product's gradient must stay exact where an input is zero (``out / x`` would divide by it), and
+the norm's is taken as 0 at the zero vector, as PyTorch's is (``x / ||x||`` would be 0 / 0).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .function import Function
+from .ops import check_axis
 
 
 def _expand_reduced(g: np.ndarray, axis: tuple | None, keepdims: bool) -> np.ndarray:
@@ -25,6 +27,39 @@ def _exclusive_cumprod(a: np.ndarray, axis: int) -> np.ndarray:
     head[axis], tail[axis] = slice(1, None), slice(None, -1)
     out[tuple(head)] = np.cumprod(a, axis=axis)[tuple(tail)]
     return out
+
+
+class Sum(Function):
+    saved_inputs, saves_output = (), False
+
+    def forward(self, a, axis=None, keepdims=False, name="sum"):
+        self.shape, self.axis, self.keepdims = a.shape, check_axis(name, a.shape, axis), keepdims
+        return np.sum(a, axis=self.axis, keepdims=keepdims)
+
+    def backward(self, g):
+        # every input element adds into its output once: each gets the output's gradient
+        return np.broadcast_to(_expand_reduced(g, self.axis, self.keepdims), self.shape)
+
+
+class Max(Function):
+    """amax over axes, or amin with ``largest=False`` (one op: min is max with the comparison turned
+    round); ties share the gradient equally (PyTorch's amax rule)."""
+    saved_inputs, saves_output = (), False
+
+    def forward(self, a, axis=None, keepdims=False, largest=True):
+        name = "max" if largest else "min"
+        self.axis, self.keepdims = check_axis(name, a.shape, axis), keepdims
+        if a.size == 0 and (self.axis is None or not all(a.shape[i] for i in self.axis)):
+            raise ValueError(f"{name}: cannot reduce over an empty axis (tensor shape {a.shape}, axis {axis}): "
+                             f"the {name} of nothing is undefined, as in PyTorch")
+        out = (np.amax if largest else np.amin)(a, axis=self.axis, keepdims=True)
+        self.mask = a == out
+        return out if keepdims else (out.reshape(()) if self.axis is None else np.squeeze(out, self.axis))
+
+    def backward(self, g):
+        g = _expand_reduced(g, self.axis, self.keepdims)
+        count = self.mask.sum(axis=self.axis, keepdims=True, dtype=g.dtype)
+        return self.mask * (g / count)
 
 
 class Cumsum(Function):

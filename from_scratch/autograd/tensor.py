@@ -1,17 +1,19 @@
 """Tensor: an ndarray that remembers how it was made, so gradients can flow back."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 import math
 
 import numpy as np
 
 from .. import backend
-from . import graph, hooks, inplace, ops
+from . import graph, hooks, inplace, ops, reduce_ops, shape_ops
+from .dim_args import dim_alias, indices_by_dim
 from .dtypes import constant_dtype, get_default_dtype, operand_dtypes, set_default_dtype
 from .function import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad
-from .tensor_api import TensorAPIMixin, dim_alias, indices_by_dim
+from .tensor_api import TensorAPIMixin
+from .tensor_shape import TensorShapeMixin, as_index
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
            "set_default_dtype", "get_default_dtype", "cat", "stack", "where"]
@@ -33,7 +35,7 @@ def _as_array(data: Any, dtype: Any = None, device: Any = None) -> Any:
     return arr if device is None else backend.to_device(arr, device)
 
 
-class Tensor(TensorAPIMixin):
+class Tensor(TensorShapeMixin, TensorAPIMixin):
     """An n-dimensional array with reverse-mode automatic differentiation."""
 
     # _vc: the version counter (see inplace.py), made on first use; _history: values before in-place changes
@@ -223,12 +225,12 @@ class Tensor(TensorAPIMixin):
     # ------------------------------------------------------------ reductions
     @dim_alias
     def sum(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
-        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+        return reduce_ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     @dim_alias
     def mean(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
         """The mean (in the default float dtype for integer data); NaN over an empty axis, as in PyTorch."""
-        out = ops.Sum.apply(self._floating(), axis=axis, keepdims=keepdims, name="mean")
+        out = reduce_ops.Sum.apply(self._floating(), axis=axis, keepdims=keepdims, name="mean")
         n = _reduced_count("mean", self.shape, axis)
         return out * (1 / n if n else np.nan)
 
@@ -238,7 +240,7 @@ class Tensor(TensorAPIMixin):
         no more than ``correction`` elements."""
         x = self._floating()
         n = _reduced_count("var", self.shape, axis)
-        mean = ops.Sum.apply(x, axis=axis, keepdims=True, name="var") * (1 / n if n else np.nan)
+        mean = reduce_ops.Sum.apply(x, axis=axis, keepdims=True, name="var") * (1 / n if n else np.nan)
         centered = x - mean
         with np.errstate(divide="ignore", invalid="ignore"):
             return (centered * centered).sum(axis, keepdims) / max(n - correction, 0)
@@ -250,73 +252,17 @@ class Tensor(TensorAPIMixin):
 
     @indices_by_dim(np.argmax)
     def max(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
-        return ops.Max.apply(self, axis=axis, keepdims=keepdims, largest=True)
+        return reduce_ops.Max.apply(self, axis=axis, keepdims=keepdims, largest=True)
 
     @indices_by_dim(np.argmin)
     def min(self, axis: int | tuple | None = None, keepdims: bool = False) -> "Tensor":
-        # ops.Max serves both: largest=False picks the smallest, with the same tie rule
-        return ops.Max.apply(self, axis=axis, keepdims=keepdims, largest=False)
-
-    # ------------------------------------------------------------ shape
-    def reshape(self, *shape: Any) -> "Tensor":
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return inplace.share_version(ops.Reshape.apply(self, shape=shape), self)
-
-    view = reshape
-
-    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
-        s = self.shape
-        if not s:
-            return self.reshape(1)
-        (start,), (end,) = ops.check_axis("flatten", s, start_dim), ops.check_axis("flatten", s, end_dim)
-        if start > end:
-            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (tensor shape {s})")
-        return self.reshape(s[:start] + (-1,) + s[end + 1:])
-
-    def permute(self, *dims: Any) -> "Tensor":
-        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        return inplace.share_version(ops.Permute.apply(self, dims=dims), self)
-
-    def transpose(self, dim0: int = -2, dim1: int = -1) -> "Tensor":
-        (dim0,), (dim1,) = (ops.check_axis("transpose", self.shape, d) for d in (dim0, dim1))
-        dims = list(range(self.ndim))
-        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
-        return self.permute(*dims)
-
-    swapaxes = transpose
-
-    @dim_alias
-    def squeeze(self, axis: int | tuple | None = None) -> "Tensor":
-        """Drop the axes of length 1 (those of ``axis`` only, when given; others named stay, as in PyTorch)."""
-        axes = range(self.ndim) if axis is None else ops.check_axis("squeeze", self.shape, axis)
-        drop = {a for a in axes if self.shape[a] == 1}
-        return self.reshape(tuple(n for a, n in enumerate(self.shape) if a not in drop)) if drop else self
-
-    @dim_alias
-    def unsqueeze(self, axis: int) -> "Tensor":
-        axis = ops.check_new_axis("unsqueeze", self.shape, axis)
-        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
-
-    def expand(self, *shape: Any) -> "Tensor":
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        lead = len(shape) - self.ndim  # PyTorch's -1 keeps a size, and only an existing one
-        if lead < 0 or -1 in shape[:lead]:
-            raise ValueError(f"expand: cannot expand a tensor of shape {self.shape} to {shape}: "
-                             f"{'fewer dimensions' if lead < 0 else '-1 in a new leading dimension'}")
-        shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
-        return self.broadcast_to(shape)
-
-    def broadcast_to(self, shape: Sequence[int]) -> "Tensor":
-        return inplace.share_version(ops.Expand.apply(self, shape=tuple(shape)), self)
-
-    def __getitem__(self, index: Any) -> "Tensor":
-        out, ctx = ops.GetItem.apply_with_ctx(self, index=_raw_index(index, self.data))
-        return inplace.share_version(out, self) if ctx.returns_view else out
+        # reduce_ops.Max serves both: largest=False picks the smallest, with the same tie rule
+        return reduce_ops.Max.apply(self, axis=axis, keepdims=keepdims, largest=False)
 
     # ------------------------------------------------------------ in place (rules and versions: inplace.py)
     def __setitem__(self, index: Any, value: Any) -> None:
         value = self._lift(value)
-        inplace.update(self, "setitem", lambda old: inplace.SetItem.apply(old, value, index=_raw_index(index, self.data)), value)
+        inplace.update(self, "setitem", lambda old: inplace.SetItem.apply(old, value, index=as_index(index, self.data)), value)
 
     def __iadd__(self, o): return inplace.update(self, "+=", lambda old: old + o, o)
     def __isub__(self, o): return inplace.update(self, "-=", lambda old: old - o, o)
@@ -330,43 +276,6 @@ class Tensor(TensorAPIMixin):
     def fill_(self, value: Any) -> "Tensor":
         """Set every element to ``value`` (a number or a one-element tensor), in place."""
         return inplace.update(self, "fill_", lambda old: inplace.filled(old, value), value)
-
-    @dim_alias
-    def split(self, size_or_sections: int | Sequence[int], axis: int = 0) -> list["Tensor"]:
-        """Split into pieces of ``size`` along ``axis`` (the last one smaller if need be), or of the given
-        sizes, which must add up to the axis' length: ``torch.split``'s rules."""
-        (axis,) = ops.check_axis("split", self.shape, axis)
-        n = self.shape[axis]
-        if isinstance(size_or_sections, (int, np.integer)):
-            size = int(size_or_sections)
-            if size < 0 or (size == 0 and n):
-                raise ValueError(f"split: size must be positive (or 0 for an empty axis), got {size} for an axis "
-                                 f"of length {n} (tensor shape {self.shape})")
-            sizes = [size] * max(-(-n // size), 1) if size else [0]
-        elif isinstance(size_or_sections, (list, tuple)) and all(isinstance(s, (int, np.integer)) for s in size_or_sections):
-            sizes = [int(s) for s in size_or_sections]
-            if any(s < 0 for s in sizes) or sum(sizes) != n:
-                raise ValueError(f"split: sizes {sizes} must be non-negative and add up to {n}, the length of "
-                                 f"axis {axis} (tensor shape {self.shape})")
-        else:
-            raise TypeError(f"split: takes a piece size (int) or a list of sizes, got {size_or_sections!r}")
-        idx = [slice(None)] * self.ndim
-        out, start = [], 0
-        for s in sizes:
-            idx[axis] = slice(start, min(start + s, n))
-            out.append(self[tuple(idx)])
-            start += s
-        return out
-
-    @dim_alias
-    def chunk(self, chunks: int, axis: int = 0) -> list["Tensor"]:
-        """Split into ``chunks`` pieces of equal size (the last smaller, and fewer pieces if the axis is
-        short), like ``torch.chunk``; an empty axis gives ``chunks`` empty pieces."""
-        (axis,) = ops.check_axis("chunk", self.shape, axis)
-        if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
-            raise ValueError(f"chunk: chunks must be a positive integer, got {chunks!r}")
-        n = self.shape[axis]
-        return self.split(-(-n // chunks), axis) if n else self.split([0] * int(chunks), axis)
 
     @staticmethod
     @dim_alias
@@ -408,19 +317,6 @@ def _compare(op: np.ufunc, name: str, sym: str, a: Tensor, b: Any) -> Tensor:
         raise ValueError(f"{name}: {a.shape} {sym} {np.shape(b)}: shapes cannot broadcast") from None
 
 
-def _raw_index(index: Any, like: Any = None) -> Any:
-    """An index as NumPy (or the device's array module, for a tensor ``like`` on a device) takes it:
-    tensors by their arrays, lists and host arrays of integers or bools copied to the device."""
-    if isinstance(index, tuple):
-        return tuple(_raw_index(i, like) for i in index)
-    if isinstance(index, list):
-        index = np.asarray(index)  # host: a list, copied to like's device below
-    index = _raw(index)
-    if like is not None and type(like) is not np.ndarray and type(index) is np.ndarray:
-        index = backend.to_device(index, backend.device_of(like))
-    return index
-
-
 def _tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
@@ -433,7 +329,7 @@ def cat(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     if floats and len(floats) < len(tensors):
         dtype = np.result_type(*floats)
         tensors = [t if t.dtype.kind == "f" else Tensor._make(t.data.astype(dtype), False) for t in tensors]
-    return ops.Cat.apply(*tensors, axis=axis)
+    return shape_ops.Cat.apply(*tensors, axis=axis)
 
 
 @dim_alias
@@ -459,4 +355,4 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
         cond = cond.astype(bool, copy=False) if backend.is_array(cond) else np.asarray(cond, dtype=bool)  # host
     else:  # a list or host mask beside tensors on a device
         cond = _device_constant(cond, bool, a.data)
-    return ops.Where.apply(a, b, cond=cond)
+    return shape_ops.Where.apply(a, b, cond=cond)

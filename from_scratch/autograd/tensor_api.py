@@ -1,92 +1,29 @@
 """The Tensor API as PyTorch users type it: ``x.size(1)``, ``x.gather(1, idx)``, ``x.sort(dim=0)``, ...
 
 ``Tensor`` inherits ``TensorAPIMixin``, so every method here is a Tensor method; ``tensor.py`` keeps
-the engine (construction, arithmetic, backward) and the NumPy-style core (``axis=``, ``keepdims=``).
-Two decorators let both kinds of method be called either way:
-
-* ``dim_alias``: a method that names ``axis``/``keepdims`` also takes ``dim``/``keepdim``, and one that
-  names ``dim``/``keepdim`` also takes ``axis``/``keepdims`` (PyTorch itself takes ``axis`` as an
-  alias of ``dim``). Passing both spellings is an error.
-* ``indices_by_dim``: ``x.max(dim=1)`` returns PyTorch's ``(values, indices)`` pair; ``x.max(1)`` and
-  ``x.max(axis=1)`` keep NumPy's meaning (``amax``: the values alone, ties sharing the gradient).
+the engine (construction, arithmetic, backward) and the NumPy-style core (``axis=``, ``keepdims=``),
+``tensor_shape.py`` the shape methods. ``dim_args.py`` lets every method take either spelling of its
+dim arguments (``dim``/``axis``, ``keepdim``/``keepdims``).
 
 New primitives live in ``reduce_ops.py`` (cumsum, prod, norm) and ``index_ops.py`` (gather,
 scatter_add, index_add, the dtype cast); ``sort``, ``topk`` and ``max(dim=)`` gather their values.
 """
 from __future__ import annotations
 
-import functools
-import inspect
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import backend
 from . import fused, ops, return_types, special
+from .dim_args import arg_reduce, dim_alias
 from .index_ops import Cast, Gather, IndexAdd, ScatterAdd, ToDevice, check_index, check_index_shape
 from .reduce_ops import Cumsum, Norm, Prod
 
 if TYPE_CHECKING:
     from .tensor import Tensor
 
-__all__ = ["TensorAPIMixin", "SizeAttribute", "dim_alias", "indices_by_dim"]
-
-_ALIASES = (("dim", "axis"), ("axis", "dim"), ("keepdim", "keepdims"), ("keepdims", "keepdim"))
-
-
-def dim_alias(fn: Callable) -> Callable:
-    """Let ``fn`` be called with either spelling of its dim arguments (``dim``/``axis``, ``keepdim``/
-    ``keepdims``): the one ``fn`` does not name is renamed to the one it does. Both at once: TypeError."""
-    params = inspect.signature(fn).parameters
-    renames = [(alias, own) for own, alias in _ALIASES if own in params and alias not in params]
-    name = fn.__name__
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if kwargs:
-            for alias, own in renames:
-                if alias in kwargs:
-                    if own in kwargs:
-                        raise TypeError(f"{name}: got both {own}= and {alias}=; pass one "
-                                        f"({alias} is another name for {own})")
-                    kwargs[own] = kwargs.pop(alias)
-        return fn(*args, **kwargs)
-    return wrapper
-
-
-def indices_by_dim(arg_reduce: Callable) -> Callable:
-    """Make ``x.max(dim=d)`` (with ``arg_reduce=np.argmax``) or ``x.min(dim=d)`` return PyTorch's
-    ``(values, indices)`` pair, the values taking their gradient at the index returned (the first
-    extreme, as PyTorch's). Without ``dim=`` the decorated NumPy-style method runs: ``x.max()``,
-    ``x.max(1)``, ``x.max(axis=(0, 1), keepdims=True)`` give the values alone, ties sharing the
-    gradient (``torch.amax``'s rule), so existing code keeps its meaning."""
-    def decorate(method: Callable) -> Callable:
-        name = method.__name__
-
-        @functools.wraps(method)
-        def wrapper(self: "Tensor", *args: Any, dim: Any = None, keepdim: Any = None, **kwargs: Any) -> Any:
-            if keepdim is not None:
-                if "keepdims" in kwargs:
-                    raise TypeError(f"{name}: got both keepdim= and keepdims=; pass one")
-                kwargs["keepdims"] = keepdim
-            if dim is None:
-                return method(self, *args, **kwargs)
-            if args or "axis" in kwargs:
-                raise TypeError(f"{name}: got dim= and an axis too; pass one (dim= also returns the indices)")
-            if isinstance(dim, (tuple, list)):
-                raise TypeError(f"{name}: dim= takes one dim (it returns indices); use axis={tuple(dim)} "
-                                f"to reduce over several")
-            keep = kwargs.pop("keepdims", False)
-            if kwargs:
-                raise TypeError(f"{name}: unexpected arguments {sorted(kwargs)}")
-            (axis,) = ops.check_axis(name, self.shape, dim)
-            order = _arg_reduce(name, arg_reduce, self.data, axis, True)
-            values, indices = Gather.apply(self, index=order, axis=axis), self._make(order, False)
-            if not keep:
-                values, indices = values.reshape(_drop(self.shape, axis)), indices.reshape(_drop(self.shape, axis))
-            return getattr(return_types, name)(values, indices)
-        return wrapper
-    return decorate
+__all__ = ["TensorAPIMixin", "SizeAttribute"]
 
 
 class SizeAttribute(int):
@@ -110,21 +47,10 @@ def _array(x: Any) -> Any:
     return x.data if isinstance(x, TensorAPIMixin) else x
 
 
-def _drop(shape: tuple, axis: int) -> tuple:
-    return shape[:axis] + shape[axis + 1:]
-
-
 def _one_axis(name: str, shape: tuple, dim: Any) -> int:
     if isinstance(dim, (tuple, list)):
         raise TypeError(f"{name}: dim must be one int, got {dim}")
     return ops.check_axis(name, shape, dim)[0]
-
-
-def _arg_reduce(name: str, fn: Callable, a: np.ndarray, axis: int | None, keepdims: bool) -> np.ndarray:
-    try:
-        return fn(a, axis=axis, keepdims=keepdims).astype(np.int64, copy=False)
-    except ValueError:  # an empty reduced axis has no extreme
-        raise ValueError(f"{name}: the tensor of shape {a.shape} is empty along the reduced dim") from None
 
 
 def _sort_order(a: np.ndarray, axis: int, descending: bool) -> np.ndarray:
@@ -237,13 +163,13 @@ class TensorAPIMixin:
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
         """Index of the largest value along ``dim`` (of the flattened tensor if None), the first if tied."""
         axis = None if dim is None else _one_axis("argmax", self.shape, dim)
-        return self._make(_arg_reduce("argmax", np.argmax, self.data, axis, keepdim), False)
+        return self._make(arg_reduce("argmax", np.argmax, self.data, axis, keepdim), False)
 
     @dim_alias
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
         """Index of the smallest value along ``dim`` (of the flattened tensor if None), the first if tied."""
         axis = None if dim is None else _one_axis("argmin", self.shape, dim)
-        return self._make(_arg_reduce("argmin", np.argmin, self.data, axis, keepdim), False)
+        return self._make(arg_reduce("argmin", np.argmin, self.data, axis, keepdim), False)
 
     def erf(self) -> "Tensor":
         """The error function, elementwise (``special.py``: Cody's approximation, float32 stays float32)."""

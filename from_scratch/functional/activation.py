@@ -6,7 +6,7 @@ import math
 from ..autograd import fused
 from ..autograd.tensor import Tensor
 from ..autograd.ops import check_axis
-from ..autograd.tensor_api import dim_alias
+from ..autograd.dim_args import dim_alias
 from .fastpath import fused_enabled
 from .inputs import as_tensor
 

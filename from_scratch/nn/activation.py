@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..autograd.tensor import Tensor
-from ..autograd.tensor_api import dim_alias
+from ..autograd.dim_args import dim_alias
 from .module import Module
 
 
