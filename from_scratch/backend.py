@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["Device", "device", "device_module", "get_array_module", "device_of", "is_array", "to_device",
-           "as_numpy", "is_available", "synchronize", "register_device", "on_device_of", "scatter_add",
+           "as_numpy", "is_available", "is_device_spec", "synchronize", "register_device", "on_device_of", "scatter_add",
            "CUDA_INSTALL_HINT"]
 
 CUDA_INSTALL_HINT = ('install CuPy for your CUDA version, e.g. pip install -e ".[cuda]" '
@@ -74,6 +74,13 @@ class Device:
 
     def __repr__(self) -> str:
         return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+
+
+def is_device_spec(spec: Any) -> bool:
+    """Whether ``spec`` names a device (a ``Device``, or a string ``cpu``, ``cuda``, ``cuda:N`` or of a
+    registered type) rather than something else, such as a dtype name (``"float64"``)."""
+    return isinstance(spec, Device) or (isinstance(spec, str) and spec.partition(":")[0] in ("cpu", "cuda",
+                                                                                              *_registered))
 
 
 def device(spec: "str | Device | None" = None) -> Device:

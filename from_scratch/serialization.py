@@ -42,6 +42,10 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike, metadata: Mappi
     from safetensors.numpy import save as st_save
 
     from .autograd.tensor import Tensor
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"save: takes a mapping of names to arrays, such as model.state_dict() or "
+                        f"optimizer.state_dict(), got {type(state_dict).__name__} (a whole object is never "
+                        f"pickled: save its state_dict)")
     arrays = {}
     for name, value in state_dict.items():
         value = value.data if isinstance(value, Tensor) else value  # (an ndarray's .data is a buffer)

@@ -199,3 +199,22 @@ def test_bbml_reverse_train_on_two_processes_then_resume_and_predict(tmp_path):
     done = subprocess.run([bbml, "reverse", "predict", "--ckpt", two, "3", "1", "4"], capture_output=True,
                           text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 0 and len(done.stdout.splitlines()) == 1, done.stderr
+
+
+@needs_mpi
+def test_bbml_mistakes_under_mpiexec_are_one_line_from_rank_0(tmp_path):
+    """A mistake every process meets (a bad flag, a folder that holds a run) is reported once, by rank 0, and
+    ends the job with status 1 without MPI_Abort (whose own message would follow)."""
+    bbml = str(Path(sys.executable).parent / "bbml")
+    done = run_mpi(bbml, "reverse", "train", "--batch-size", "0", "--out", str(tmp_path / "run"))
+    assert done.returncode == 1 and "Abort" not in done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == ["bbml: error: --batch-size must be in 1..65,536, got 0"]
+    run = tmp_path / "held"
+    run.mkdir()
+    assert run_mpi(bbml, "reverse", "train", "--steps", "2", "--warmup", "1", "--hidden-size", "16", "--heads", "2",
+                   "--ff-size", "16", "--layers", "1", "--out", str(run)).returncode == 0
+    done = run_mpi(bbml, "reverse", "train", "--steps", "2", "--warmup", "1", "--out", str(run))
+    assert done.returncode == 1 and "Abort" not in done.stdout + done.stderr
+    assert [line for line in done.stderr.splitlines() if line.strip()] == [
+        f"bbml: error: {str(run)!r} already holds a run: pass --resume to continue it, --force to start afresh, "
+        "or choose another --out"]

@@ -52,7 +52,8 @@ def dim_alias(fn: Callable) -> Callable:
 def arg_reduce(name: str, fn: Callable, a: np.ndarray, axis: int | None, keepdims: bool) -> np.ndarray:
     """``fn`` (np.argmax or np.argmin) over ``axis`` as int64 indices; ValueError naming ``name`` for an empty axis."""
     try:
-        return fn(a, axis=axis, keepdims=keepdims).astype(np.int64, copy=False)
+        out = fn(a, axis=axis, keepdims=keepdims).astype(np.int64, copy=False)
+        return np.asarray(out) if isinstance(out, np.generic) else out  # NumPy gives a scalar for axis=None
     except ValueError:  # an empty reduced axis has no extreme
         raise ValueError(f"{name}: the tensor of shape {a.shape} is empty along the reduced dim") from None
 

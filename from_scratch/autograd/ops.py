@@ -275,7 +275,8 @@ class Log(Function):
 
     def forward(self, a):
         self.a = a
-        return np.log(a)
+        with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, log(-1) = nan, silently as PyTorch
+            return np.log(a)
 
     def backward(self, g):
         return g / self.a

@@ -95,7 +95,7 @@ class Tensor(TensorShapeMixin, TensorAPIMixin):
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
-        device = "" if type(self.data) is np.ndarray else f", device='{self.device}'"
+        device = "" if self.device.type == "cpu" else f", device='{self.device}'"
         body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")
         return f"Tensor({body}, dtype={self.data.dtype}{device}{grad})"
 

@@ -119,7 +119,7 @@ class TensorAPIMixin:
         for arg in args:
             if isinstance(arg, TensorAPIMixin):
                 device, dtype = device or arg.device, dtype or arg.data.dtype
-            elif isinstance(arg, backend.Device) or (isinstance(arg, str) and not _is_dtype_name(arg)):
+            elif backend.is_device_spec(arg):
                 device = arg
             else:
                 dtype = arg
@@ -328,12 +328,3 @@ class TensorAPIMixin:
 def _same_dtype(name: str, a: TensorAPIMixin, b: TensorAPIMixin, what: str) -> None:
     if a.data.dtype != b.data.dtype:
         raise TypeError(f"{name}: self is {a.data.dtype} but {what} is {b.data.dtype}; convert one (e.g. .to())")
-
-
-def _is_dtype_name(name: str) -> bool:
-    """Whether a string names a dtype ("float32") rather than a device ("cpu", "cuda:0")."""
-    try:
-        np.dtype(name)
-    except TypeError:
-        return False
-    return True

@@ -8,7 +8,17 @@ from .module import Module
 
 
 class ReLU(Module):
-    """max(0, x)."""
+    """max(0, x).
+
+    ``inplace=True`` (PyTorch's memory saver, overwriting the input) is refused with a clear error: an
+    in-place change to a tensor a pending backward needs is an error here (see the README's in-place rules),
+    and the result is the same with the default ``inplace=False``."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        if inplace:
+            raise ValueError("ReLU(inplace=True) is not supported: use ReLU() (the same result, computed out of place)")
+        self.inplace = False
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x)

@@ -231,20 +231,41 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ devices
-    def to(self, device: Any) -> "Module":
-        """Move every parameter and buffer (and gradient) to ``device``, in place: each keeps its identity,
-        so an optimizer made before ``to`` keeps working. Returns self.
+    def to(self, *args: Any, device: Any = None, dtype: Any = None) -> "Module":
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` (or keywords), in place, as PyTorch's: move
+        every parameter and buffer (and gradient) to ``device``, and cast the floating ones to ``dtype``
+        (integer buffers such as ``num_batches_tracked`` keep theirs). Each tensor keeps its identity, so
+        an optimizer made before ``to`` keeps working. Returns self.
 
-        Raises the backend's error (``cuda`` without CuPy or a GPU) before anything has moved; every copy is
-        made before any tensor changes, so a copy that fails (out of memory) leaves the module as it was."""
-        device = backend.device(device)
-        backend.device_module(device)  # fails here if the device is unusable
+        Raises the backend's error (``cuda`` without CuPy or a GPU) before anything has moved, TypeError
+        for a dtype that is not floating; every copy is made before any tensor changes, so a copy that fails
+        (out of memory) leaves the module as it was."""
+        for arg in args:
+            if backend.is_device_spec(arg):
+                device = arg
+            else:
+                dtype = arg
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            if dtype.kind != "f":
+                raise TypeError(f"{type(self).__name__}.to: only floating dtypes, as in PyTorch; got {dtype}")
+        if device is not None:
+            device = backend.device(device)
+            backend.device_module(device)  # fails here if the device is unusable
         tensors = list({id(t): t for t in self._named_state().values()}.values())  # shared ones once
-        moved = [(backend.to_device(t.data, device), None if t.grad is None else backend.to_device(t.grad, device))
+        moved = [(_moved(t.data, device, dtype), None if t.grad is None else _moved(t.grad, device, dtype))
                  for t in tensors]
         for t, (data, grad) in zip(tensors, moved):
             t.data, t.grad = data, grad
         return self
+
+    def double(self) -> "Module":
+        """Cast every floating parameter and buffer to float64 (``to(np.float64)``)."""
+        return self.to(dtype=np.float64)
+
+    def float(self) -> "Module":
+        """Cast every floating parameter and buffer to float32 (``to(np.float32)``)."""
+        return self.to(dtype=np.float32)
 
     def cpu(self) -> "Module":
         """``to("cpu")``."""
@@ -265,6 +286,15 @@ class Module:
         if not children and len(extra) <= 1:
             return f"{type(self).__name__}({''.join(extra)})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(extra + children) + "\n)"
+
+
+def _moved(array: Any, device: Any, dtype: Any) -> Any:
+    """``array`` on ``device`` (None: where it is) and, if floating, in ``dtype`` (None: its own)."""
+    if device is not None:
+        array = backend.to_device(array, device)
+    if dtype is not None and array.dtype.kind == "f" and array.dtype != dtype:
+        array = array.astype(dtype)
+    return array
 
 
 def _state_array(value: Any) -> Any:
