@@ -53,7 +53,7 @@ def arg_reduce(name: str, fn: Callable, a: np.ndarray, axis: int | None, keepdim
     """``fn`` (np.argmax or np.argmin) over ``axis`` as int64 indices; ValueError naming ``name`` for an empty axis."""
     try:
         out = fn(a, axis=axis, keepdims=keepdims).astype(np.int64, copy=False)
-        return np.asarray(out) if isinstance(out, np.generic) else out  # NumPy gives a scalar for axis=None
+        return np.asarray(out) if isinstance(out, np.generic) else out  # host: NumPy's scalar (axis=None) as 0-d
     except ValueError:  # an empty reduced axis has no extreme
         raise ValueError(f"{name}: the tensor of shape {a.shape} is empty along the reduced dim") from None
 
