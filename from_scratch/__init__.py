@@ -11,10 +11,14 @@ from .creation import (arange, full, full_like, ones, ones_like, rand, rand_like
 from .random import get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
 
+# The library's namespaces, as `import torch` gives torch.nn and torch.optim (distributed stays opt-in: it is
+# the door to MPI, and tasks/cli sit above the library).
+from . import data, functional, nn, optim
+
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "cat", "stack",
            "where", "set_default_dtype", "get_default_dtype", "manual_seed", "get_rng_state", "set_rng_state",
            "save", "load", "set_num_threads", "get_num_threads", "zeros", "ones", "full", "arange", "randn", "rand",
-           "tensor", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "backend", "Device", "device",
+           "tensor", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "backend", "Device", "device", "data", "functional", "nn", "optim",
            "__version__"]

@@ -42,3 +42,11 @@ def test_full_reductions_to_an_index_print_like_any_cpu_tensor():
 def test_log_of_zero_is_minus_inf_without_a_warning():
     with np.errstate(all="raise"):  # a NumPy warning would be an error here
         assert fs.Tensor([0.0, 1.0]).log().tolist() == [-np.inf, 0.0]
+
+
+def test_import_gives_the_library_namespaces_as_import_torch_does():
+    import subprocess
+    import sys
+    code = ("import sys, from_scratch as fs; fs.nn.Linear; fs.optim.Adam; fs.functional.relu; fs.data.DataLoader; "
+            "assert 'mpi4py' not in sys.modules and 'from_scratch.distributed' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
