@@ -23,8 +23,8 @@ __all__ = ["Device", "device", "device_module", "get_array_module", "device_of",
            "as_numpy", "is_available", "is_device_spec", "synchronize", "register_device", "on_device_of", "scatter_add",
            "CUDA_INSTALL_HINT"]
 
-CUDA_INSTALL_HINT = ('install CuPy for your CUDA version, e.g. pip install -e ".[cuda]" '
-                     "(cupy-cuda12x), on a machine with an NVIDIA GPU and driver")
+CUDA_INSTALL_HINT = ('install CuPy for your CUDA version: pip install -e ".[cuda]" (cupy-cuda13x, CUDA 13) '
+                     'or ".[cuda12]" (cupy-cuda12x, CUDA 12), on a machine with an NVIDIA GPU and driver')
 
 
 class Device:

@@ -158,7 +158,7 @@ def test_device_cuda_without_a_gpu_is_one_line_naming_what_to_install(tmp_path, 
     assert main(["reverse", *command, *flag, "--device", "cuda"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("bbml: error: --device cuda: ")
-    assert 'pip install -e ".[cuda]"' in err and "cupy-cuda12x" in err
+    assert 'pip install -e ".[cuda]"' in err and "cupy-cuda13x" in err
     assert not folder.exists()  # nothing was started
 
 
@@ -174,7 +174,7 @@ def test_synchronize_waits_only_on_a_gpu():
     if backend.is_available():
         backend.synchronize("cuda")
     else:
-        with pytest.raises(RuntimeError, match="device cuda: .*cupy-cuda12x"):
+        with pytest.raises(RuntimeError, match="device cuda: .*cupy-cuda13x"):
             backend.synchronize("cuda")
 
 
@@ -182,8 +182,8 @@ def test_the_cuda_extra_names_the_wheel_the_error_message_names():
     import tomllib
     pyproject = tomllib.loads((pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text())
     extras = pyproject["project"]["optional-dependencies"]
-    assert extras["cuda"] == ["cupy-cuda12x>=13"]
-    assert "cupy-cuda12x" in backend.CUDA_INSTALL_HINT and '".[cuda]"' in backend.CUDA_INSTALL_HINT
+    assert extras["cuda"] == ["cupy-cuda13x>=14"] and extras["cuda12"] == ["cupy-cuda12x>=13"]
+    assert all(name in backend.CUDA_INSTALL_HINT for name in ("cupy-cuda13x", '".[cuda]"', "cupy-cuda12x", '".[cuda12]"'))
     assert not any(dep.startswith("cupy") for dep in extras["test"])  # CI has no GPU
     assert "gpu" in " ".join(pyproject["tool"]["pytest"]["ini_options"]["markers"])
 
