@@ -29,8 +29,9 @@ class Conv2d(Function):
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
         view = windows(padded(x, padding), weight.shape[2:], stride, dilation)  # (N, C, kh, kw, OH, OW)
         n, oh, ow = x.shape[0], view.shape[4], view.shape[5]
-        self.cols = view.reshape(n, -1, oh * ow)  # im2col, image by image: the one copy
-        self.w2 = weight.reshape(weight.shape[0], -1)
+        k = view.shape[1] * view.shape[2] * view.shape[3]  # sizes spelled out: -1 fails on an empty batch
+        self.cols = view.reshape(n, k, oh * ow)  # im2col, image by image: the one copy
+        self.w2 = weight.reshape(weight.shape[0], k)
         self.args, self.size, self.w_shape = (weight.shape[2:], stride, padding, dilation), x.shape[2:], weight.shape
         out = np.empty_like(x, shape=(n, weight.shape[0], oh * ow))
         matmul(self.w2, self.cols, out=out)  # (O, K) @ (N, K, L) -> (N, O, L): NCHW already
@@ -39,12 +40,12 @@ class Conv2d(Function):
         return out.reshape(n, weight.shape[0], oh, ow)
 
     def backward(self, g):
-        g = g.reshape(g.shape[0], g.shape[1], -1)  # (N, O, L)
+        g = g.reshape(g.shape[0], g.shape[1], g.shape[2] * g.shape[3])  # (N, O, L)
         gx = gw = gb = None
         if self.needs_input_grad[0]:  # d/dcols = W^T g, then added back onto the images
             # channels first, (O, N L): the one transposed copy (small beside the columns), paid because
             # fold's strided adds run ~1.7x faster over (C kh kw, N L) columns than over (N, C kh kw, L)
-            g_rows = g.transpose(1, 0, 2).reshape(g.shape[1], -1)
+            g_rows = g.transpose(1, 0, 2).reshape(g.shape[1], g.shape[0] * g.shape[2])
             gx = fold(matmul(self.w2.T, g_rows), self.size, *self.args)
         if self.needs_input_grad[1]:  # d/dW = sum_n g_n cols_n^T
             gw = matmul(g, self.cols.transpose(0, 2, 1)).sum(axis=0).reshape(self.w_shape)
