@@ -16,7 +16,8 @@ import from_scratch as fs
 import from_scratch.functional as F
 from from_scratch import Tensor, backend
 from from_scratch.random import dropout_scale
-from from_scratch.autograd import fused, fused_attention, fused_blocks, fused_norm, fused_recurrent, ops, special, window
+from from_scratch.autograd import (fused, fused_attention, fused_blocks, fused_conv, fused_norm, fused_recurrent, ops,
+                                   special, window)
 from conftest import arrays_in, assert_on_device
 
 TOL = 1e-10
@@ -197,6 +198,8 @@ FUSED = {
                      _randn(2, 3, 4), _randn(6, 4), _randn(6), _randn(4, 6), _randn(4)),
     "batch_norm": (lambda x, w, b: (fused_norm.BatchNorm.apply(x, w, b), fused_norm.BatchNorm.apply(
         x, has_weight=False, has_bias=False)), IMG, _randn(3), _randn(3)),
+    "conv2d": (lambda x, w, b: (fused_conv.Conv2d.apply(x, w, b, stride=(2, 1), padding=((1, 1), (0, 1))),
+                                fused_conv.Conv2d.apply(x, w, dilation=(1, 2))), IMG, _randn(4, 3, 3, 2), _randn(4)),
     "rnn_layer": (lambda xw, h0, w: (fused_recurrent.RNNLayer.apply(xw, h0, w),
                                      fused_recurrent.RNNLayer.apply(xw, h0, w, relu=True)),
                   _randn(4, 2, 3), _randn(2, 3), _randn(3, 3)),
@@ -241,7 +244,8 @@ def test_every_primitive_is_covered():
                "Gather", "ScatterAdd", "IndexAdd", "Cast", "ToDevice", "Cumsum", "Prod", "Norm", "Erf", "Erfc",
                "Unfold", "Fold", "WindowMax", "Softmax", "LogSoftmax", "CrossEntropy", "LayerNorm", "AddLayerNorm",
                "BinaryCrossEntropy", "BCEWithLogits", "Linear", "Embedding", "AttentionWeights", "AttendValues",
-               "MultiHeadAttention", "FeedForward", "BatchNorm", "RNNLayer", "LSTMLayer", "GRULayer", "SetItem"}
+               "MultiHeadAttention", "FeedForward", "BatchNorm", "Conv2d", "RNNLayer", "LSTMLayer", "GRULayer",
+               "SetItem"}
     modules = [importlib.import_module(f"{autograd.__name__}.{info.name}")
                for info in pkgutil.walk_packages(autograd.__path__)]
     functions = {name for m in modules for name, obj in vars(m).items()

@@ -11,12 +11,12 @@ import pytest
 
 import from_scratch.functional as F
 from from_scratch import Tensor, manual_seed
-from from_scratch.autograd import ops, reduce_ops, shape_ops
+from from_scratch.autograd import ops, reduce_ops, shape_ops, window
 from from_scratch.nn import Linear, Transformer
 from from_scratch.optim import Adam, AdamW
 
 rng = np.random.default_rng(0)
-PRIMITIVES = {ops.__name__, reduce_ops.__name__, shape_ops.__name__}  # the modules of the primitive ops
+PRIMITIVES = {ops.__name__, reduce_ops.__name__, shape_ops.__name__, window.__name__}  # the primitive ops
 
 
 def leaf(*shape) -> Tensor:
@@ -218,3 +218,41 @@ def test_adam_flat_fast_path_equals_the_per_parameter_loop(float64, cls, decay):
     for p, q in zip(models[0].parameters(), models[1].parameters()):
         assert opts[0].state[p]["step"] == opts[1].state[q]["step"]
         np.testing.assert_allclose(opts[0].state[p]["exp_avg_sq"], opts[1].state[q]["exp_avg_sq"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape, kwargs", [
+    ((2, 3, 7, 6), {"padding": 1}),
+    ((2, 1, 6, 5), {"padding": "same"}),  # one input channel, uneven "same" padding
+    ((2, 3, 9, 8), {"stride": (2, 1), "padding": (2, 0), "dilation": 2}),
+    ((3, 7, 5), {"stride": 2}),  # unbatched
+])
+def test_conv2d(float64, bias, shape, kwargs):
+    inputs = [leaf(*shape), leaf(4, shape[-3], 3, 2)] + ([leaf(4)] if bias else [])
+
+    def plain(*a):
+        with F.use_fused(False):
+            return F.conv2d(*a, **kwargs)
+
+    check(lambda *a: F.conv2d(*a, **kwargs), plain, inputs, "Conv2d")
+
+
+def test_conv1d(float64):
+    inputs = [leaf(2, 3, 9), leaf(4, 3, 3), leaf(4)]
+
+    def plain(*a):
+        with F.use_fused(False):
+            return F.conv1d(*a, stride=2, padding=1, dilation=2)
+
+    check(lambda *a: F.conv1d(*a, stride=2, padding=1, dilation=2), plain, inputs, "Conv2d")
+
+
+def test_conv2d_input_without_gradient_and_float32_stays_float32():
+    x = Tensor(rng.standard_normal((2, 1, 5, 5)).astype(np.float32))  # a first layer's input: no gradient
+    w, b = (Tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True) for s in ((3, 1, 3, 3), (3,)))
+    out = F.conv2d(x, w, b, padding=1)
+    out.backward(np.ones(out.shape, np.float32))
+    assert out.dtype == w.grad.dtype == b.grad.dtype == np.float32 and x.grad is None
+    with F.use_fused(False):
+        want = F.conv2d(x, w, b, padding=1)
+    np.testing.assert_allclose(out.data, want.data, rtol=1e-5, atol=1e-5)

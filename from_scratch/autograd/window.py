@@ -27,7 +27,8 @@ def padded(x: np.ndarray, padding: tuple, value: float = 0) -> np.ndarray:
     if not (top or bottom or left or right):
         return x
     h, w = x.shape[-2:]
-    out = np.full_like(x, value, shape=x.shape[:-2] + (top + h + bottom, left + w + right))
+    shape = x.shape[:-2] + (top + h + bottom, left + w + right)
+    out = np.zeros_like(x, shape=shape) if value == 0 else np.full_like(x, value, shape=shape)  # zeros: no fill pass
     out[..., top:top + h, left:left + w] = x
     return out
 
@@ -69,6 +70,19 @@ def unfold(x: np.ndarray, kernel: Pair, stride: Pair, padding: tuple, dilation: 
     return view.transpose(1, 2, 3, 0, 4, 5).reshape(c * kh * kw, n * oh * ow)  # the one copy
 
 
+def add_windows(xp: np.ndarray, cols: np.ndarray, stride: Pair, dilation: Pair) -> np.ndarray:
+    """Add ``cols`` (..., kh, kw, OH, OW) in place onto the cells of the padded images ``xp`` (..., Hp, Wp)
+    they were read from (``windows``' adjoint); returns ``xp``. Windows overlap, so one strided add per
+    kernel offset, never per pixel; ``np.add(out=)`` adds in place (``view += x`` on a slice would also
+    copy the sum back onto itself)."""
+    kh, kw, oh, ow = cols.shape[-4:]
+    for i in range(kh):
+        for j in range(kw):
+            cells = xp[_offset_slice(i, j, (oh, ow), stride, dilation)]
+            np.add(cells, cols[..., i, j, :, :], out=cells)
+    return xp
+
+
 def fold(cols: np.ndarray, size: tuple, kernel: Pair, stride: Pair, padding: tuple, dilation: Pair) -> np.ndarray:
     """col2im, the adjoint of ``unfold``: add each column (C * kh * kw, N * OH * OW) back onto the image
     (N, C, *size) it came from. Returns a view (of a channels-first sum)."""
@@ -78,9 +92,7 @@ def fold(cols: np.ndarray, size: tuple, kernel: Pair, stride: Pair, padding: tup
     c = cols.shape[0] // (kernel[0] * kernel[1])
     cols = cols.reshape(c, kernel[0], kernel[1], -1, *out_size)
     out = np.zeros_like(cols, shape=(c, cols.shape[3], hp, wp))  # (C, N, ...): the same order as the columns
-    for i in range(kernel[0]):  # windows overlap: one strided add per kernel offset, never per pixel
-        for j in range(kernel[1]):
-            out[_offset_slice(i, j, out_size, stride, dilation)] += cols[:, i, j]
+    add_windows(out, cols.transpose(0, 3, 1, 2, 4, 5), stride, dilation)
     return _cropped(out, padding).transpose(1, 0, 2, 3)
 
 

@@ -5,14 +5,17 @@ a convolution is ``weight (O, C*kh*kw) @ columns (C*kh*kw, N*OH*OW)`` with the c
 (im2col). The backward is the same two ops run backwards: the weight gradient is one product with the
 columns, the input gradient a product then ``fold``, which adds the columns back onto the image in a
 loop over kernel offsets. All products are plain 2-D ones (or one per group), BLAS's fastest case.
+That composition is the definition; with one group, while ``use_fused`` is on (the default), a single
+node (``autograd/fused_conv.py``) runs the same math with the columns laid out image by image.
 PyTorch's convolution is a cross-correlation (no kernel flip); so is ours.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from ..autograd import window
+from ..autograd import fused_conv, window
 from ..autograd.tensor import Tensor
+from .fastpath import fused_enabled
 from .inputs import as_tensor
 
 __all__ = ["unfold", "fold", "conv1d", "conv2d", "conv_transpose2d"]
@@ -135,6 +138,11 @@ def _conv(name: str, input: Any, weight: Tensor, bias: Tensor | None, stride: An
         x, weight = x.unsqueeze(2), weight.unsqueeze(2)
         kernel, stride, dilation, pads = (1,) + kernel, (1,) + stride, (1,) + dilation, ((0, 0),) + pads
     oh, ow = out_sizes(name, x.shape[2:], kernel, stride, pads, dilation)
+    if groups == 1 and fused_enabled():  # the fast path: one node, NCHW throughout (autograd/fused_conv.py)
+        out = fused_conv.Conv2d.apply(x, weight, *([] if bias is None else [bias]), stride=stride, padding=pads,
+                                      dilation=dilation)
+        out = out if spatial == 2 else out.squeeze(2)
+        return out[0] if unbatched else out
     n, k = x.shape[0], in_per_group * kernel[0] * kernel[1]
     cols = window.Unfold.apply(x, kernel=kernel, stride=stride, padding=pads, dilation=dilation)  # (C k, N L)
     if groups == 1:  # (O, K) @ (K, N L): one 2-D product for the whole batch

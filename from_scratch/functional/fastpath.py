@@ -5,6 +5,8 @@ Every function here that has a fused fast path (``softmax``, ``log_softmax``, ``
 ``scaled_dot_product_attention``, ``multi_head_attention``) stands beside its plain version, ``<name>_simple``: a few lines composed
 from the primitive Tensor ops, the definition to read. The public function checks its inputs, then
 runs the fused node (``autograd/fused*.py``) while ``fused_enabled()``, else the plain version.
+``conv2d`` and ``conv1d`` with one group have one too (``autograd/fused_conv.py``); their plain version,
+the composition of ``Unfold`` and a product, is the same call under ``use_fused(False)``.
 The fast paths are on by default; ``use_fused(False)`` switches them all off at once.
 """
 from __future__ import annotations
