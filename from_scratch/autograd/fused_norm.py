@@ -50,14 +50,16 @@ class BatchNorm(Function):
         n, c = self.shape[:2]
         g3 = g.reshape(n, c, -1)
         xhat, ones = self.xhat, ones_vector(g3.shape[2], g)
-        g_sum = (g3 @ ones).sum(axis=0)            # d bias
-        gx_sum = ((g3 * xhat) @ ones).sum(axis=0)  # d weight: sum of g * xhat
+        g_sum = (g3 @ ones).sum(axis=0)  # d bias
+        gx = np.multiply(g3, xhat)       # one buffer of the activations' size, reused for dx below
+        gx_sum = (gx @ ones).sum(axis=0)  # d weight: sum of g * xhat
         grads = []
         if self.needs_input_grad[0]:
             # dx = w inv_std (g - mean(g) - xhat mean(g xhat)), the means over each channel's N H W values
             scale = self.inv_std if self.weight is None else self.inv_std * self.weight
-            gx = g3 - (g_sum / self.count)[:, None]
-            gx -= xhat * (gx_sum / self.count)[:, None]
+            np.multiply(xhat, (-gx_sum / self.count)[:, None], out=gx)
+            gx += g3
+            gx -= (g_sum / self.count)[:, None]
             gx *= scale[:, None]
             grads.append(gx.reshape(self.shape))
         else:
