@@ -15,11 +15,9 @@ import sys
 import time
 from typing import Sequence
 
-import matplotlib.pyplot as plt
-import numpy as np
 from _common import make_parser, setup
 from tqdm import tqdm
-from vit_digits import accuracy, load_data, shift
+from vit_digits import accuracy, load_data, report, shift
 
 import from_scratch as fs
 import from_scratch.functional as F
@@ -81,21 +79,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         history.append((running / len(x_train), accuracy(model, x_test, y_test)))
         bar.set_postfix(loss=f"{history[-1][0]:.3f}", test=f"{history[-1][1]:.1%}")
     seconds = time.perf_counter() - start
-    test_acc = history[-1][1]
-
-    fig, ax1 = plt.subplots(figsize=(6, 4))
-    ax1.plot(range(1, epochs + 1), [h[0] for h in history], color="tab:blue")
-    ax1.set(xlabel="epoch", ylabel="training loss", yscale="log", title="CNN on 8x8 digits")
-    ax2 = ax1.twinx()
-    ax2.plot(range(1, epochs + 1), [h[1] for h in history], color="tab:orange")
-    ax2.set_ylabel("test accuracy", color="tab:orange")
-    fig.tight_layout()
-    fig.savefig(out_dir / "curves.png", dpi=100)
-    plt.close(fig)
-
-    majority = float(np.bincount(y_test).max() / len(y_test))
-    print(f"test accuracy: {test_acc:.2%} after {epochs} epochs in {seconds:.0f} s (majority class: {majority:.1%})")
-    return {"accuracy": test_acc, "majority": majority, "history": history, "seconds": seconds}
+    return report(history, y_test, seconds, out_dir, "CNN on 8x8 digits")
 
 
 if __name__ == "__main__":

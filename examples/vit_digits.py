@@ -87,6 +87,24 @@ def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
     return float((pred == labels).mean())
 
 
+def report(history: list, y_test: np.ndarray, seconds: float, out_dir, title: str) -> dict:
+    """Plot (loss, test accuracy) per epoch to ``out_dir/curves.png``, print the result line, return it."""
+    epochs, test_acc = len(history), history[-1][1]
+    fig, ax1 = plt.subplots(figsize=(6, 4))
+    ax1.plot(range(1, epochs + 1), [h[0] for h in history], color="tab:blue")
+    ax1.set(xlabel="epoch", ylabel="training loss", yscale="log", title=title)
+    ax2 = ax1.twinx()
+    ax2.plot(range(1, epochs + 1), [h[1] for h in history], color="tab:orange")
+    ax2.set_ylabel("test accuracy", color="tab:orange")
+    fig.tight_layout()
+    fig.savefig(out_dir / "curves.png", dpi=100)
+    plt.close(fig)
+
+    majority = float(np.bincount(y_test).max() / len(y_test))
+    print(f"test accuracy: {test_acc:.2%} after {epochs} epochs in {seconds:.0f} s (majority class: {majority:.1%})")
+    return {"accuracy": test_acc, "majority": majority, "history": history, "seconds": seconds}
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = make_parser("vit_digits", __doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=150)
@@ -127,21 +145,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         history.append((running / len(x_train), accuracy(model, x_test, y_test)))
         bar.set_postfix(loss=f"{history[-1][0]:.3f}", test=f"{history[-1][1]:.1%}")
     seconds = time.perf_counter() - start
-    test_acc = history[-1][1]
-
-    fig, ax1 = plt.subplots(figsize=(6, 4))
-    ax1.plot(range(1, epochs + 1), [h[0] for h in history], color="tab:blue")
-    ax1.set(xlabel="epoch", ylabel="training loss", yscale="log", title="ViT on 8x8 digits")
-    ax2 = ax1.twinx()
-    ax2.plot(range(1, epochs + 1), [h[1] for h in history], color="tab:orange")
-    ax2.set_ylabel("test accuracy", color="tab:orange")
-    fig.tight_layout()
-    fig.savefig(out_dir / "curves.png", dpi=100)
-    plt.close(fig)
-
-    majority = float(np.bincount(y_test).max() / len(y_test))
-    print(f"test accuracy: {test_acc:.2%} after {epochs} epochs in {seconds:.0f} s (majority class: {majority:.1%})")
-    return {"accuracy": test_acc, "majority": majority, "history": history, "seconds": seconds}
+    return report(history, y_test, seconds, out_dir, "ViT on 8x8 digits")
 
 
 if __name__ == "__main__":
