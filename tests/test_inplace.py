@@ -16,6 +16,17 @@ def _pair(a, requires_grad=True):
     return Tensor(a.copy(), requires_grad=requires_grad, dtype=np.float64), torch.tensor(a, requires_grad=requires_grad)
 
 
+def _same_as_torch(results, leaves):
+    """``results`` = [(our loss, our changed tensor), (torch's loss, torch's tensor)]: the changed tensors
+    hold the same values, and after backward every (ours, torch's) leaf pair has the same gradient."""
+    (ours, x), (theirs, tx) = results
+    np.testing.assert_allclose(x.data, tx.detach().numpy())
+    ours.backward()
+    theirs.backward()
+    for leaf, tleaf in leaves:
+        np.testing.assert_allclose(leaf.grad, tleaf.grad.numpy())
+
+
 # ---------------------------------------------------------------- the version counter and backward's check
 
 def _issue_graph():
@@ -151,12 +162,7 @@ def test_inplace_arithmetic_on_a_non_leaf_is_recorded(op):
         exec(f"x {op} y")
         assert x is before  # the same tensor object, changed
         outs.append(((x * x).sum(), x))
-    (ours, x), (theirs, tx) = outs
-    np.testing.assert_allclose(x.data, tx.detach().numpy())
-    ours.backward()
-    theirs.backward()
-    np.testing.assert_allclose(w.grad, tw.grad.numpy())
-    np.testing.assert_allclose(z.grad, tz.grad.numpy())
+    _same_as_torch(outs, [(w, tw), (z, tz)])
 
 
 def test_earlier_uses_of_a_changed_tensor_get_the_old_value_gradient():
@@ -184,12 +190,7 @@ def test_setitem_on_a_tensor_in_the_graph():
         h[:, 0] = 0.0  # a constant, broadcast
         h[[0, 2], 3] = b[:2]  # fancy indexing
         results.append(((h * h).sum(), h))
-    (ours, h), (theirs, th) = results
-    np.testing.assert_allclose(h.data, th.detach().numpy())
-    ours.backward()
-    theirs.backward()
-    np.testing.assert_allclose(w.grad, tw.grad.numpy())
-    np.testing.assert_allclose(v.grad, tv.grad.numpy())
+    _same_as_torch(results, [(w, tw), (v, tv)])
 
 
 def test_setitem_into_a_constant_tensor_builds_a_graph():
